@@ -1,0 +1,418 @@
+//! Version-neutral body plumbing between hyper and guests.
+//!
+//! Two concrete body types sit at the edges:
+//!
+//! * [`HostBody`]: bytes flowing *to* a guest (an incoming request body, or a
+//!   response an upstream sent back). Any `http_body::Body` can become one.
+//! * [`GuestBody`]: bytes a guest writes, flowing *out* to hyper. It is fed
+//!   by a [`BodyWriter`] through a bounded channel, so a guest that writes
+//!   faster than the peer reads is back-pressured and at most
+//!   [`DEFAULT_BODY_CHANNEL_CHUNKS`] × [`MAX_WRITE_CHUNK`] bytes are in flight.
+//!
+//! A `GuestBody` ends cleanly only when the guest *finished* it (optionally
+//! with trailers) and the byte count matches any declared `Content-Length`.
+//! Every other ending (guest dropped the body, trapped, overran or underran
+//! its length) yields an error, which makes hyper abort the response: no
+//! final chunk on HTTP/1.1, `RST_STREAM` on HTTP/2. A broken body never looks
+//! complete.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use http::HeaderMap;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+use http_body_util::combinators::BoxBody;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::ErrorCode;
+
+/// A body flowing from the host to a guest.
+pub type HostBody = BoxBody<Bytes, ErrorCode>;
+
+/// Wraps any body whose errors convert to [`ErrorCode`] as a [`HostBody`].
+pub fn host_body<B>(body: B) -> HostBody
+where
+    B: Body<Data = Bytes> + Send + Sync + 'static,
+    B::Error: Into<ErrorCode>,
+{
+    body.map_err(Into::into).boxed()
+}
+
+/// An empty [`HostBody`].
+pub fn empty_host_body() -> HostBody {
+    http_body_util::Empty::new()
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+/// Largest write a guest may make in one call, and the size of one slot in
+/// the body channel. 64 KiB matches the frame sizes hyper writes well.
+pub const MAX_WRITE_CHUNK: usize = 64 * 1024;
+
+/// Number of chunks a [`GuestBody`] channel holds before the guest waits.
+pub const DEFAULT_BODY_CHANNEL_CHUNKS: usize = 4;
+
+/// Which message a guest body belongs to; decides the error-code used for a
+/// `Content-Length` mismatch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    /// The body of a request the guest sends.
+    Request,
+    /// The body of a response the guest returns.
+    Response,
+}
+
+impl BodyKind {
+    fn size_error(self, written: u64) -> ErrorCode {
+        match self {
+            BodyKind::Request => ErrorCode::HttpRequestBodySize(Some(written)),
+            BodyKind::Response => ErrorCode::HttpResponseBodySize(Some(written)),
+        }
+    }
+}
+
+/// How a guest body ended, sent once from the writer to the reader.
+type Outcome = Result<Option<HeaderMap>, ErrorCode>;
+
+/// Creates the two ends of a guest body.
+pub fn guest_body(content_length: Option<u64>, kind: BodyKind) -> (BodyWriter, GuestBody) {
+    let (data_tx, data_rx) = mpsc::channel(DEFAULT_BODY_CHANNEL_CHUNKS);
+    let (outcome_tx, outcome_rx) = oneshot::channel();
+    let writer = BodyWriter {
+        sender: SenderState::Idle(data_tx),
+        outcome: Some(outcome_tx),
+        written: 0,
+        content_length,
+        kind,
+    };
+    let body = GuestBody {
+        data: data_rx,
+        outcome: Some(outcome_rx),
+        content_length,
+        remaining: content_length,
+    };
+    (writer, body)
+}
+
+/// Why a write to a guest body failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteError {
+    /// The reader went away (the client disconnected or hyper dropped the
+    /// body, e.g. for a `HEAD` response).
+    Closed,
+    /// The write broke a rule; the body has been aborted.
+    Failed(ErrorCode),
+}
+
+#[derive(Debug)]
+enum SenderState {
+    Idle(mpsc::Sender<Bytes>),
+    Permitted(mpsc::OwnedPermit<Bytes>),
+    Closed,
+}
+
+/// The guest's end of a [`GuestBody`].
+#[derive(Debug)]
+pub struct BodyWriter {
+    sender: SenderState,
+    outcome: Option<oneshot::Sender<Outcome>>,
+    written: u64,
+    content_length: Option<u64>,
+    kind: BodyKind,
+}
+
+impl BodyWriter {
+    /// Bytes the guest may write now without waiting: 0 when the channel is
+    /// full (wait with [`BodyWriter::ready`]), otherwise up to
+    /// [`MAX_WRITE_CHUNK`].
+    pub fn check_write(&mut self) -> Result<usize, WriteError> {
+        if self.outcome.is_none() {
+            return Err(WriteError::Closed);
+        }
+        match std::mem::replace(&mut self.sender, SenderState::Closed) {
+            SenderState::Permitted(p) => {
+                self.sender = SenderState::Permitted(p);
+                Ok(MAX_WRITE_CHUNK)
+            }
+            SenderState::Idle(tx) => match tx.try_reserve_owned() {
+                Ok(p) => {
+                    self.sender = SenderState::Permitted(p);
+                    Ok(MAX_WRITE_CHUNK)
+                }
+                Err(mpsc::error::TrySendError::Full(tx)) => {
+                    self.sender = SenderState::Idle(tx);
+                    Ok(0)
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => Err(WriteError::Closed),
+            },
+            SenderState::Closed => Err(WriteError::Closed),
+        }
+    }
+
+    /// Waits until a write of up to [`MAX_WRITE_CHUNK`] bytes is possible or
+    /// the body is closed. Cancel-safe: dropping the future loses nothing.
+    pub async fn ready(&mut self) {
+        if let SenderState::Idle(tx) = &self.sender {
+            match tx.clone().reserve_owned().await {
+                Ok(p) => self.sender = SenderState::Permitted(p),
+                Err(_) => self.sender = SenderState::Closed,
+            }
+        }
+    }
+
+    /// Writes `bytes`, which must fit the permit [`BodyWriter::check_write`]
+    /// gave. Exceeding a declared `Content-Length` aborts the body.
+    pub fn write(&mut self, bytes: Bytes) -> Result<(), WriteError> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        if bytes.len() > MAX_WRITE_CHUNK {
+            return Err(WriteError::Failed(ErrorCode::internal(format!(
+                "write of {} bytes exceeds the permitted {MAX_WRITE_CHUNK}",
+                bytes.len()
+            ))));
+        }
+        let written = self.written + bytes.len() as u64;
+        if let Some(limit) = self.content_length
+            && written > limit
+        {
+            let err = self.kind.size_error(written);
+            self.abort(err.clone());
+            return Err(WriteError::Failed(err));
+        }
+        match std::mem::replace(&mut self.sender, SenderState::Closed) {
+            SenderState::Permitted(p) => {
+                self.sender = SenderState::Idle(p.send(bytes));
+                self.written = written;
+                Ok(())
+            }
+            SenderState::Idle(tx) => {
+                // No permit was taken: behave like a non-blocking send.
+                match tx.try_send(bytes) {
+                    Ok(()) => {
+                        self.sender = SenderState::Idle(tx);
+                        self.written = written;
+                        Ok(())
+                    }
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        self.sender = SenderState::Idle(tx);
+                        Err(WriteError::Failed(ErrorCode::internal(
+                            "write without a permit from check-write",
+                        )))
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => Err(WriteError::Closed),
+                }
+            }
+            SenderState::Closed => Err(WriteError::Closed),
+        }
+    }
+
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Ends the body, with optional trailers. Fails (and aborts the body) when
+    /// fewer bytes than a declared `Content-Length` were written.
+    pub fn finish(mut self, trailers: Option<HeaderMap>) -> Result<(), ErrorCode> {
+        if let Some(limit) = self.content_length
+            && self.written != limit
+        {
+            let err = self.kind.size_error(self.written);
+            self.abort(err.clone());
+            return Err(err);
+        }
+        if let Some(tx) = self.outcome.take() {
+            // The reader may be gone (client disconnected); nothing to report.
+            let _ = tx.send(Ok(trailers));
+        }
+        Ok(())
+    }
+
+    /// Aborts the body: the reader sees `err` instead of a clean end.
+    pub fn abort(&mut self, err: ErrorCode) {
+        self.sender = SenderState::Closed;
+        if let Some(tx) = self.outcome.take() {
+            let _ = tx.send(Err(err));
+        }
+    }
+}
+
+/// A body written by a guest, read by hyper. See the module docs.
+#[derive(Debug)]
+pub struct GuestBody {
+    data: mpsc::Receiver<Bytes>,
+    outcome: Option<oneshot::Receiver<Outcome>>,
+    content_length: Option<u64>,
+    remaining: Option<u64>,
+}
+
+impl GuestBody {
+    /// A body that is already complete and empty (a response whose body the
+    /// guest never asked for).
+    pub fn empty() -> Self {
+        let (writer, body) = guest_body(None, BodyKind::Response);
+        // An empty writer with no length cannot fail to finish.
+        let _ = writer.finish(None);
+        body
+    }
+}
+
+impl Body for GuestBody {
+    type Data = Bytes;
+    type Error = ErrorCode;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, ErrorCode>>> {
+        let this = &mut *self;
+        if let Some(bytes) = ready!(this.data.poll_recv(cx)) {
+            if let Some(rem) = &mut this.remaining {
+                *rem = rem.saturating_sub(bytes.len() as u64);
+            }
+            return Poll::Ready(Some(Ok(Frame::data(bytes))));
+        }
+        let Some(rx) = &mut this.outcome else {
+            return Poll::Ready(None);
+        };
+        let outcome = ready!(Pin::new(rx).poll(cx));
+        this.outcome = None;
+        Poll::Ready(match outcome {
+            Ok(Ok(Some(trailers))) => Some(Ok(Frame::trailers(trailers))),
+            Ok(Ok(None)) => None,
+            Ok(Err(err)) => Some(Err(err)),
+            Err(_) => Some(Err(ErrorCode::internal(
+                "the guest dropped the body without finishing it",
+            ))),
+        })
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.outcome.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match (self.content_length, self.remaining) {
+            (Some(_), Some(rem)) => SizeHint::with_exact(rem),
+            _ => SizeHint::default(),
+        }
+    }
+}
+
+/// Parses a `Content-Length` header strictly (RFC 9110 §8.6): one value,
+/// digits only. Several identical values are accepted, as the RFC allows.
+pub fn content_length(headers: &HeaderMap) -> Result<Option<u64>, ErrorCode> {
+    let mut found: Option<u64> = None;
+    for value in headers.get_all(http::header::CONTENT_LENGTH) {
+        for part in value.as_bytes().split(|b| *b == b',') {
+            let part = part.trim_ascii();
+            if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
+                return Err(ErrorCode::internal("invalid content-length header"));
+            }
+            let n: u64 = std::str::from_utf8(part)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| ErrorCode::internal("invalid content-length header"))?;
+            match found {
+                Some(prev) if prev != n => {
+                    return Err(ErrorCode::internal("conflicting content-length headers"));
+                }
+                _ => found = Some(n),
+            }
+        }
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    async fn collect(body: GuestBody) -> Result<(Vec<u8>, Option<HeaderMap>), ErrorCode> {
+        let collected = body.collect().await?;
+        let trailers = collected.trailers().cloned();
+        Ok((collected.to_bytes().to_vec(), trailers))
+    }
+
+    #[tokio::test]
+    async fn finished_body_delivers_data_and_trailers() {
+        let (mut w, body) = guest_body(None, BodyKind::Response);
+        assert_eq!(w.check_write(), Ok(MAX_WRITE_CHUNK));
+        w.write(Bytes::from_static(b"hello")).unwrap();
+        let mut t = HeaderMap::new();
+        t.insert("x-t", "1".parse().unwrap());
+        w.finish(Some(t)).unwrap();
+        let (data, trailers) = collect(body).await.unwrap();
+        assert_eq!(data, b"hello");
+        assert_eq!(trailers.unwrap()["x-t"], "1");
+    }
+
+    #[tokio::test]
+    async fn dropped_writer_is_an_error_not_an_end() {
+        let (mut w, body) = guest_body(None, BodyKind::Response);
+        w.check_write().unwrap();
+        w.write(Bytes::from_static(b"partial")).unwrap();
+        drop(w);
+        assert!(collect(body).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn content_length_overrun_and_underrun_abort() {
+        let (mut w, body) = guest_body(Some(3), BodyKind::Response);
+        w.check_write().unwrap();
+        assert_eq!(
+            w.write(Bytes::from_static(b"toolong")),
+            Err(WriteError::Failed(ErrorCode::HttpResponseBodySize(Some(7))))
+        );
+        assert!(collect(body).await.is_err());
+
+        let (mut w, body) = guest_body(Some(3), BodyKind::Request);
+        w.check_write().unwrap();
+        w.write(Bytes::from_static(b"ab")).unwrap();
+        assert_eq!(w.finish(None), Err(ErrorCode::HttpRequestBodySize(Some(2))));
+        assert_eq!(
+            collect(body).await.unwrap_err(),
+            ErrorCode::HttpRequestBodySize(Some(2))
+        );
+    }
+
+    #[tokio::test]
+    async fn full_channel_back_pressures_until_read() {
+        let (mut w, mut body) = guest_body(None, BodyKind::Response);
+        for _ in 0..DEFAULT_BODY_CHANNEL_CHUNKS {
+            assert_eq!(w.check_write(), Ok(MAX_WRITE_CHUNK));
+            w.write(Bytes::from_static(b"x")).unwrap();
+        }
+        assert_eq!(w.check_write(), Ok(0));
+        let frame = body.frame().await.unwrap().unwrap();
+        assert_eq!(frame.into_data().unwrap(), "x");
+        w.ready().await;
+        assert_eq!(w.check_write(), Ok(MAX_WRITE_CHUNK));
+    }
+
+    #[tokio::test]
+    async fn reader_gone_means_closed() {
+        let (mut w, body) = guest_body(None, BodyKind::Response);
+        drop(body);
+        assert_eq!(w.check_write(), Err(WriteError::Closed));
+    }
+
+    #[test]
+    fn content_length_parsing_is_strict() {
+        let mut h = HeaderMap::new();
+        assert_eq!(content_length(&h), Ok(None));
+        h.insert("content-length", "5".parse().unwrap());
+        assert_eq!(content_length(&h), Ok(Some(5)));
+        for bad in ["+5", "-1", "5,6", "0x5", ""] {
+            h.insert("content-length", bad.parse().unwrap());
+            assert!(content_length(&h).is_err(), "{bad:?}");
+        }
+        h.insert("content-length", "5, 5".parse().unwrap());
+        assert_eq!(content_length(&h), Ok(Some(5)));
+    }
+}

@@ -1,0 +1,183 @@
+//! Version-neutral HTTP error codes.
+//!
+//! [`ErrorCode`] mirrors the `error-code` variant of `wasi:http/types`
+//! (identical in 0.2 and 0.3) so that body plumbing, the outbound client and
+//! the server front-end can speak one error language. Each version module
+//! converts it to its own bindgen type in its `conv.rs`.
+
+use std::fmt;
+
+/// Payload of [`ErrorCode::DnsError`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DnsErrorPayload {
+    /// DNS response code, when known (e.g. `NXDOMAIN`).
+    pub rcode: Option<String>,
+    /// Extended DNS error info-code, when known.
+    pub info_code: Option<u16>,
+}
+
+/// Payload of [`ErrorCode::TlsAlertReceived`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TlsAlertPayload {
+    /// The TLS alert number.
+    pub alert_id: Option<u8>,
+    /// A readable description of the alert.
+    pub alert_message: Option<String>,
+}
+
+/// Payload of the `*-header-size` and `*-trailer-size` error codes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FieldSizePayload {
+    /// The field that was too large, when known.
+    pub field_name: Option<String>,
+    /// Its size in bytes, when known.
+    pub field_size: Option<u32>,
+}
+
+/// An HTTP error, in the order and with the meaning of the WIT `error-code`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+#[allow(missing_docs, reason = "each variant is the WIT case of the same name")]
+pub enum ErrorCode {
+    DnsTimeout,
+    DnsError(DnsErrorPayload),
+    DestinationNotFound,
+    DestinationUnavailable,
+    DestinationIpProhibited,
+    DestinationIpUnroutable,
+    ConnectionRefused,
+    ConnectionTerminated,
+    ConnectionTimeout,
+    ConnectionReadTimeout,
+    ConnectionWriteTimeout,
+    ConnectionLimitReached,
+    TlsProtocolError,
+    TlsCertificateError,
+    TlsAlertReceived(TlsAlertPayload),
+    HttpRequestDenied,
+    HttpRequestLengthRequired,
+    HttpRequestBodySize(Option<u64>),
+    HttpRequestMethodInvalid,
+    HttpRequestUriInvalid,
+    HttpRequestUriTooLong,
+    HttpRequestHeaderSectionSize(Option<u32>),
+    HttpRequestHeaderSize(Option<FieldSizePayload>),
+    HttpRequestTrailerSectionSize(Option<u32>),
+    HttpRequestTrailerSize(FieldSizePayload),
+    HttpResponseIncomplete,
+    HttpResponseHeaderSectionSize(Option<u32>),
+    HttpResponseHeaderSize(FieldSizePayload),
+    HttpResponseBodySize(Option<u64>),
+    HttpResponseTrailerSectionSize(Option<u32>),
+    HttpResponseTrailerSize(FieldSizePayload),
+    HttpResponseTransferCoding(Option<String>),
+    HttpResponseContentCoding(Option<String>),
+    HttpResponseTimeout,
+    HttpUpgradeFailed,
+    HttpProtocolError,
+    LoopDetected,
+    ConfigurationError,
+    InternalError(Option<String>),
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ErrorCode::InternalError(Some(msg)) => write!(f, "internal error: {msg}"),
+            ErrorCode::HttpRequestBodySize(Some(n)) => {
+                write!(f, "HTTP request body size mismatch (declared {n} bytes)")
+            }
+            ErrorCode::HttpResponseBodySize(Some(n)) => {
+                write!(f, "HTTP response body size mismatch (declared {n} bytes)")
+            }
+            other => write!(f, "{other:?}"),
+        }
+    }
+}
+
+impl std::error::Error for ErrorCode {}
+
+impl ErrorCode {
+    /// An `internal-error` carrying a readable message.
+    pub fn internal(msg: impl Into<String>) -> Self {
+        ErrorCode::InternalError(Some(msg.into()))
+    }
+
+    /// Maps an error from the network side (hyper, io) to the closest
+    /// error-code by walking its source chain. An [`ErrorCode`] found in the
+    /// chain wins, so codes raised by our own body wrappers survive hyper.
+    pub fn classify(err: &(dyn std::error::Error + 'static)) -> ErrorCode {
+        let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+        while let Some(e) = cur {
+            if let Some(code) = e.downcast_ref::<ErrorCode>() {
+                return code.clone();
+            }
+            if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                if let Some(code) = io.get_ref().and_then(|i| i.downcast_ref::<ErrorCode>()) {
+                    return code.clone();
+                }
+                return match io.kind() {
+                    std::io::ErrorKind::TimedOut => ErrorCode::ConnectionReadTimeout,
+                    std::io::ErrorKind::ConnectionRefused => ErrorCode::ConnectionRefused,
+                    _ => ErrorCode::ConnectionTerminated,
+                };
+            }
+            cur = e.source();
+        }
+        ErrorCode::HttpProtocolError
+    }
+}
+
+/// Errors from `fields` operations, mirroring the WIT `header-error` plus the
+/// size case that 0.3 has and 0.2 lacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderError {
+    /// A name is not a token or a value contains CR, LF, NUL or another
+    /// control byte.
+    #[error("invalid header syntax")]
+    InvalidSyntax,
+    /// The name is one the host does not let guests set.
+    #[error("forbidden header")]
+    Forbidden,
+    /// The fields are an immutable view.
+    #[error("headers are immutable")]
+    Immutable,
+    /// The fields would exceed the configured size limit.
+    #[error("header block exceeds the size limit of {limit} bytes")]
+    SizeExceeded {
+        /// The configured limit in bytes.
+        limit: usize,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classify_finds_error_code_in_chain() {
+        let io = std::io::Error::other(ErrorCode::HttpRequestBodySize(Some(3)));
+        assert_eq!(
+            ErrorCode::classify(&io),
+            ErrorCode::HttpRequestBodySize(Some(3))
+        );
+    }
+
+    #[test]
+    fn classify_maps_timeouts() {
+        let io = std::io::Error::new(std::io::ErrorKind::TimedOut, "slow");
+        assert_eq!(ErrorCode::classify(&io), ErrorCode::ConnectionReadTimeout);
+    }
+
+    #[test]
+    fn display_is_readable() {
+        assert_eq!(
+            ErrorCode::internal("boom").to_string(),
+            "internal error: boom"
+        );
+        assert_eq!(
+            HeaderError::SizeExceeded { limit: 10 }.to_string(),
+            "header block exceeds the size limit of 10 bytes"
+        );
+    }
+}

@@ -1,0 +1,106 @@
+//! The `wasi:http@0.2` host (`proxy` world).
+//!
+//! Add it to a linker with [`add_to_linker`] next to wasmtime-wasi's p2
+//! interfaces; the store data implements [`HttpView`](crate::HttpView) and
+//! `wasmtime_wasi::WasiView` over one shared `ResourceTable`.
+//!
+//! Components built against any `wasi:http` 0.2.x (0.2.0 … 0.2.12) link:
+//! wasmtime matches imports by semver against this 0.2.12 implementation.
+//!
+//! # Choices where the WIT leaves the host room
+//!
+//! * **Fields size.** A `fields` block is bounded (see
+//!   [`DEFAULT_FIELDS_SIZE_LIMIT`](crate::fields::DEFAULT_FIELDS_SIZE_LIMIT)).
+//!   0.2's `header-error` has no size case, so exceeding the bound **traps**
+//!   with a message naming the limit (as wasmtime does; WASI#889) rather than
+//!   returning a misleading `invalid-syntax`.
+//! * **Forbidden headers** ([`FORBIDDEN_HEADERS`](crate::fields::FORBIDDEN_HEADERS))
+//!   return `forbidden` from `set`/`append`/`delete`/`from-list`, and are
+//!   stripped from any fields that become an outgoing message or trailers
+//!   (e.g. a clone of the incoming headers).
+//! * **`send-informational`** returns `internal-error` explaining that the
+//!   host does not send 1xx responses; it never traps.
+//! * **Status codes.** `set-status-code` accepts 100–599; a response handed to
+//!   `response-outparam.set` with a 1xx status becomes a 500 (a guest can
+//!   never produce `101`).
+//! * **`outgoing-handler.handle`** validates the request (method, scheme,
+//!   authority, path) and then asks the configured
+//!   [`OutboundClient`](crate::OutboundClient); with none configured every
+//!   request is denied with `HTTP-request-denied`. A request with no scheme
+//!   is sent as `https`, with no path as `/`.
+
+pub mod bindings;
+pub mod body;
+pub mod conv;
+mod host;
+pub mod types;
+
+use wasmtime::component::{Linker, ResourceTableError};
+
+use crate::ctx::{Http, HttpView};
+use crate::error::{ErrorCode, HeaderError};
+
+pub use self::types::{IncomingRequest, ResponseOutparam, ResponseSender};
+
+/// Result of a 0.2 function that may return an `error-code` or trap.
+pub type HttpResult<T> = Result<T, HttpError>;
+
+/// An `error-code` for the guest, or a trap.
+#[derive(Debug)]
+pub enum HttpError {
+    /// Returned to the guest.
+    Code(ErrorCode),
+    /// Ends the guest's execution.
+    Trap(wasmtime::Error),
+}
+
+impl From<ErrorCode> for HttpError {
+    fn from(code: ErrorCode) -> Self {
+        HttpError::Code(code)
+    }
+}
+
+impl From<ResourceTableError> for HttpError {
+    fn from(err: ResourceTableError) -> Self {
+        HttpError::Trap(err.into())
+    }
+}
+
+impl From<wasmtime::Error> for HttpError {
+    fn from(err: wasmtime::Error) -> Self {
+        HttpError::Trap(err)
+    }
+}
+
+/// A `header-error` for the guest, or a trap.
+#[derive(Debug)]
+pub enum FieldsError {
+    /// Returned to the guest.
+    Header(HeaderError),
+    /// Ends the guest's execution.
+    Trap(wasmtime::Error),
+}
+
+impl From<HeaderError> for FieldsError {
+    fn from(err: HeaderError) -> Self {
+        FieldsError::Header(err)
+    }
+}
+
+impl From<ResourceTableError> for FieldsError {
+    fn from(err: ResourceTableError) -> Self {
+        FieldsError::Trap(err.into())
+    }
+}
+
+/// Adds `wasi:http/types` and `wasi:http/outgoing-handler` (0.2) to `linker`.
+/// The wasi:io, clocks, random and cli interfaces come from wasmtime-wasi.
+pub fn add_to_linker<T: HttpView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    let mut options = bindings::http::types::LinkOptions::default();
+    // `send-informational` is @unstable; components that import it must
+    // still load, and the host answers it with an error.
+    options.informational_outbound_responses(true);
+    bindings::http::types::add_to_linker::<T, Http>(linker, &options, T::http)?;
+    bindings::http::outgoing_handler::add_to_linker::<T, Http>(linker, T::http)?;
+    Ok(())
+}
