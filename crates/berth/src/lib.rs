@@ -1,1 +1,29 @@
-//! berth
+//! # berth: serve `wasi:http` components
+//!
+//! The facade over [`berth_runtime`] (engine, instances, limits) and
+//! [`berth_http`] (the `wasi:http` host): a [`WasiHttpService`] that any
+//! tower/hyper/axum server can mount, and [`serve`] — a hyper front-end with
+//! HTTP/1.1 and h2c on one port, a connection cap and graceful shutdown.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let bytes = std::fs::read("app.wasm")?;
+//! let runtime = berth::Runtime::new(berth::RuntimeConfig::default(), &bytes, "app.wasm")?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! let local = listener.local_addr()?.to_string().parse()?;
+//! let service = berth::WasiHttpService::new(runtime, local);
+//! berth::serve(listener, service, &berth::ServerConfig::default(), std::future::pending()).await;
+//! # Ok(()) }
+//! ```
+
+pub mod config;
+pub mod request;
+pub mod response;
+pub mod serve;
+pub mod service;
+
+pub use berth_http as http_host;
+pub use berth_runtime::{HandleError, LoadError, Runtime, RuntimeConfig, World};
+pub use config::ServerConfig;
+pub use serve::serve;
+pub use service::WasiHttpService;

@@ -1,1 +1,110 @@
-//! runtime
+//! # berth-runtime: running `wasi:http` components on wasmtime
+//!
+//! Compile once, pre-instantiate at load, and instantiate a fresh instance
+//! per request (requests never share guest state). This crate owns the
+//! engine and its epoch ticker ([`engine`]), component loading and world
+//! detection ([`component`]), the per-store state ([`store`]), limits
+//! ([`limits`]), guest stdio ([`stdio`]) and the per-request call
+//! ([`handler`]). It has no sockets: the `berth` crate serves it.
+//!
+//! Every request is bounded by a CPU-time limit (epoch interruption with an
+//! async yield each tick, so a looping guest neither escapes its budget nor
+//! holds a worker thread), a wall-clock limit (for guests blocked in the
+//! host), a memory limit summed over all of an instance's memories, and a
+//! cap on live resource handles.
+
+pub mod component;
+pub mod config;
+pub mod engine;
+pub mod error;
+mod handler;
+pub mod limits;
+pub mod stdio;
+pub mod store;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use berth_http::{GuestBody, HostBody, HttpCtx};
+use wasmtime::Engine;
+
+pub use component::{LoadedComponent, World};
+pub use config::RuntimeConfig;
+pub use error::{HandleError, LoadError};
+
+/// A loaded component ready to serve requests. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    engine: Engine,
+    component: LoadedComponent,
+    config: RuntimeConfig,
+    http: HttpCtx,
+    next_request_id: AtomicU64,
+    _ticker: engine::EpochTicker,
+}
+
+impl Runtime {
+    /// Compiles and links `bytes`; `what` names it in errors (a path, or
+    /// "the built-in demo").
+    pub fn new(config: RuntimeConfig, bytes: &[u8], what: &str) -> Result<Self, LoadError> {
+        let engine = engine::build_engine(&config)?;
+        let linker = component::build_linker(&engine)?;
+        let component = component::load(&engine, &linker, bytes, what)?;
+        let ticker = engine::EpochTicker::start(engine.clone(), config.epoch_tick)
+            .map_err(LoadError::Ticker)?;
+        // No outbound client yet: guests' outgoing requests are denied.
+        let http = HttpCtx {
+            fields_size_limit: config.fields_size_limit,
+            outbound: None,
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                engine,
+                component,
+                config,
+                http,
+                next_request_id: AtomicU64::new(1),
+                _ticker: ticker,
+            }),
+        })
+    }
+
+    /// The detected world.
+    pub fn world(&self) -> &World {
+        self.inner.component.world()
+    }
+
+    /// The configuration in effect.
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.inner.config
+    }
+
+    /// A new request id, unique within this runtime.
+    pub fn next_request_id(&self) -> u64 {
+        self.inner.next_request_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Runs one request through a fresh instance. The request's URI should be
+    /// absolute (the guest sees its scheme and authority).
+    pub async fn handle(
+        &self,
+        request_id: u64,
+        request: http::Request<HostBody>,
+    ) -> Result<http::Response<GuestBody>, HandleError> {
+        let inner = &self.inner;
+        handler::handle(
+            &inner.engine,
+            &inner.component,
+            &inner.config,
+            inner.http.clone(),
+            request_id,
+            request,
+        )
+        .await
+    }
+}

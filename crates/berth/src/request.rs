@@ -1,0 +1,154 @@
+//! Inbound normalisation: every request reaches the guest with a scheme, an
+//! authority and its path-with-query exactly as received.
+//!
+//! * absolute-form target (`GET http://h/x HTTP/1.1`): scheme and authority
+//!   come from the target, which wins over `Host` (RFC 9112 §3.2.2);
+//! * HTTP/2: from `:scheme` and `:authority` (hyper puts them in the URI);
+//! * origin-form: authority from the one `Host` header, scheme from the
+//!   listener. An HTTP/1.1 request without a valid `Host` is a 400
+//!   (RFC 9112 §3.2); HTTP/1.0 without one uses the listener's address.
+
+use http::uri::{Authority, Scheme, Uri};
+use http::{HeaderMap, Method, Request, StatusCode, Version};
+
+/// Why a request was refused before reaching the guest.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RejectReason {
+    /// No usable `Host` header on an HTTP/1.1 request, or several.
+    #[error("missing or invalid Host header")]
+    BadHost,
+    /// The target could not be rebuilt as an absolute URI.
+    #[error("invalid request target")]
+    BadTarget,
+    /// `CONNECT` is never tunnelled for guests.
+    #[error("CONNECT is not supported")]
+    Connect,
+}
+
+impl RejectReason {
+    /// The status answered to the client.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            RejectReason::Connect => StatusCode::NOT_IMPLEMENTED,
+            RejectReason::BadHost | RejectReason::BadTarget => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+fn host_header(headers: &HeaderMap) -> Result<Option<Authority>, RejectReason> {
+    let mut values = headers.get_all(http::header::HOST).iter();
+    let Some(first) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(RejectReason::BadHost);
+    }
+    let text = first.to_str().map_err(|_| RejectReason::BadHost)?;
+    let authority: Authority = text.parse().map_err(|_| RejectReason::BadHost)?;
+    // Userinfo or an empty/non-numeric port make no valid Host (RFC 9110 §7.2).
+    if text.contains('@') || authority.host().is_empty() || (text.ends_with(':')) {
+        return Err(RejectReason::BadHost);
+    }
+    Ok(Some(authority))
+}
+
+/// Rewrites the request URI to absolute form.
+pub fn normalize<B>(
+    request: &mut Request<B>,
+    listener_scheme: &Scheme,
+    local_authority: &Authority,
+) -> Result<(), RejectReason> {
+    if request.method() == Method::CONNECT {
+        return Err(RejectReason::Connect);
+    }
+    let uri = request.uri();
+    if uri.scheme().is_some() && uri.authority().is_some() {
+        return Ok(());
+    }
+    let authority = match host_header(request.headers())? {
+        Some(a) => a,
+        None if request.version() == Version::HTTP_11 => return Err(RejectReason::BadHost),
+        None => local_authority.clone(),
+    };
+    let path = uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+    let rebuilt = Uri::builder()
+        .scheme(listener_scheme.clone())
+        .authority(authority)
+        .path_and_query(path)
+        .build()
+        .map_err(|_| RejectReason::BadTarget)?;
+    *request.uri_mut() = rebuilt;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn local() -> Authority {
+        Authority::from_static("127.0.0.1:8080")
+    }
+
+    fn req(target: &str, host: &[&str], version: Version) -> Request<()> {
+        let mut b = Request::builder().uri(target).version(version);
+        for h in host {
+            b = b.header("host", *h);
+        }
+        b.body(()).unwrap()
+    }
+
+    #[test]
+    fn origin_form_uses_host_and_listener_scheme() {
+        let mut r = req("/a%2Fb?q=%00", &["example.com:81"], Version::HTTP_11);
+        normalize(&mut r, &Scheme::HTTP, &local()).unwrap();
+        assert_eq!(r.uri().to_string(), "http://example.com:81/a%2Fb?q=%00");
+    }
+
+    #[test]
+    fn absolute_form_wins_over_host() {
+        let mut r = req("http://target.test/x", &["other.test"], Version::HTTP_11);
+        normalize(&mut r, &Scheme::HTTP, &local()).unwrap();
+        assert_eq!(r.uri().authority().unwrap(), "target.test");
+    }
+
+    #[test]
+    fn bad_hosts_are_rejected() {
+        for hosts in [
+            &[][..],
+            &["a.test", "b.test"],
+            &["example.com:abc"],
+            &["u@h"],
+            &["h:"],
+        ] {
+            let mut r = req("/", hosts, Version::HTTP_11);
+            assert_eq!(
+                normalize(&mut r, &Scheme::HTTP, &local()),
+                Err(RejectReason::BadHost),
+                "{hosts:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn http10_without_host_uses_listener_address() {
+        let mut r = req("/", &[], Version::HTTP_10);
+        normalize(&mut r, &Scheme::HTTP, &local()).unwrap();
+        assert_eq!(r.uri().to_string(), "http://127.0.0.1:8080/");
+    }
+
+    #[test]
+    fn connect_is_refused() {
+        let mut r = Request::builder()
+            .method(Method::CONNECT)
+            .uri("example.com:443")
+            .body(())
+            .unwrap();
+        assert_eq!(
+            normalize(&mut r, &Scheme::HTTP, &local()),
+            Err(RejectReason::Connect)
+        );
+    }
+}

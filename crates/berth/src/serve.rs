@@ -1,0 +1,104 @@
+//! The hyper front-end: accept loop, HTTP/1.1 + h2c on one port, connection
+//! cap, and graceful shutdown.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tower_service::Service as _;
+
+use crate::config::ServerConfig;
+use crate::service::WasiHttpService;
+
+/// How long the accept loop pauses after an accept error (e.g. out of file
+/// descriptors) before trying again, so it never spins.
+const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(10);
+
+fn builder(config: &ServerConfig) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout)
+        .max_buf_size(config.max_header_bytes.max(8192))
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(config.h2_max_concurrent_streams)
+        .max_header_list_size(u32::try_from(config.max_header_bytes).unwrap_or(u32::MAX));
+    builder
+}
+
+/// Serves `service` on `listener` until `shutdown` resolves, then stops
+/// accepting, lets in-flight requests finish for up to the drain timeout,
+/// and returns.
+pub async fn serve(
+    listener: TcpListener,
+    service: WasiHttpService,
+    config: &ServerConfig,
+    shutdown: impl Future<Output = ()>,
+) {
+    let builder = Arc::new(builder(config));
+    let connections = Arc::new(Semaphore::new(config.max_connections));
+    let graceful = GracefulShutdown::new();
+    let mut last_accept_error = None::<tokio::time::Instant>;
+    tokio::pin!(shutdown);
+
+    loop {
+        let permit = tokio::select! {
+            permit = connections.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(err) => {
+                    let now = tokio::time::Instant::now();
+                    if last_accept_error.is_none_or(|t| now - t > Duration::from_secs(1)) {
+                        tracing::warn!("accept failed: {err}; backing off");
+                        last_accept_error = Some(now);
+                    }
+                    tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        if let Err(err) = stream.set_nodelay(true) {
+            tracing::debug!(%peer, "set_nodelay failed: {err}");
+        }
+        let service = service.clone();
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| {
+                let mut service = service.clone();
+                service.call(req)
+            });
+            let conn = builder.serve_connection(TokioIo::new(stream), svc);
+            if let Err(err) = watcher.watch(conn).await {
+                tracing::debug!(%peer, "connection ended with an error: {err}");
+            }
+            drop(permit);
+        });
+    }
+
+    drop(listener);
+    tracing::info!("shutting down: draining in-flight requests");
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("all connections closed"),
+        () = tokio::time::sleep(config.drain_timeout) => {
+            tracing::warn!("drain timeout reached; closing remaining connections");
+        }
+    }
+}

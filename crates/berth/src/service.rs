@@ -1,0 +1,113 @@
+//! `WasiHttpService`: a `tower::Service` that answers HTTP requests with a
+//! `wasi:http` component. Mount it in any hyper, axum or tower stack.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use berth_http::ErrorCode;
+use berth_runtime::Runtime;
+use bytes::Bytes;
+use http::uri::{Authority, Scheme};
+use http_body::Body;
+use http_body_util::BodyExt;
+
+use crate::request::normalize;
+use crate::response::{AccessLog, ResponseBody, error_response, status_for};
+
+/// Serves requests with a component. Cheap to clone; `Error = Infallible`
+/// (failures become HTTP responses).
+#[derive(Clone, Debug)]
+pub struct WasiHttpService {
+    runtime: Runtime,
+    scheme: Scheme,
+    local_authority: Authority,
+}
+
+impl WasiHttpService {
+    /// A service for requests arriving over plain HTTP at `local_authority`
+    /// (used as the authority of HTTP/1.0 requests without `Host`).
+    pub fn new(runtime: Runtime, local_authority: Authority) -> Self {
+        Self {
+            runtime,
+            scheme: Scheme::HTTP,
+            local_authority,
+        }
+    }
+
+    /// Sets the scheme requests arrive with (`https` behind TLS).
+    pub fn with_scheme(mut self, scheme: Scheme) -> Self {
+        self.scheme = scheme;
+        self
+    }
+
+    /// The runtime behind this service.
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+}
+
+/// Maps an error reading the client's body to an error-code for the guest.
+fn body_error_code(err: &(dyn std::error::Error + 'static)) -> ErrorCode {
+    if let Some(h) = err.downcast_ref::<hyper::Error>() {
+        if h.is_timeout() {
+            return ErrorCode::ConnectionReadTimeout;
+        }
+        if h.is_incomplete_message() || h.is_closed() || h.is_canceled() {
+            return ErrorCode::ConnectionTerminated;
+        }
+    }
+    ErrorCode::classify(err)
+}
+
+/// The future a [`WasiHttpService`] returns.
+pub type ResponseFuture =
+    Pin<Box<dyn Future<Output = Result<http::Response<ResponseBody>, Infallible>> + Send>>;
+
+impl<B> tower_service::Service<http::Request<B>> for WasiHttpService
+where
+    B: Body<Data = Bytes> + Send + Sync + 'static,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    type Response = http::Response<ResponseBody>;
+    type Error = Infallible;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move {
+            let started = Instant::now();
+            let id = this.runtime.next_request_id();
+            let path = request
+                .uri()
+                .path_and_query()
+                .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned());
+            let log = AccessLog::new(id, request.method().clone(), path, started);
+
+            if let Err(reason) = normalize(&mut request, &this.scheme, &this.local_authority) {
+                tracing::debug!(request_id = id, %reason, "request rejected");
+                let status = reason.status();
+                return Ok(error_response(status, id).map(|b| b.with_log(log, status)));
+            }
+            let request = request
+                .map(|body| berth_http::body::host_body(body.map_err(|e| body_error_code(&e))));
+            match this.runtime.handle(id, request).await {
+                Ok(response) => {
+                    let status = response.status();
+                    Ok(response.map(|b| ResponseBody::guest(b).with_log(log, status)))
+                }
+                Err(err) => {
+                    let status = status_for(&err);
+                    tracing::error!(request_id = id, error = %err, "request failed: answering {status}");
+                    Ok(error_response(status, id).map(|b| b.with_log(log, status)))
+                }
+            }
+        })
+    }
+}

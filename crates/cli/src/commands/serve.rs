@@ -1,0 +1,152 @@
+//! `berth serve [COMPONENT]`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use berth::{Runtime, RuntimeConfig, ServerConfig, WasiHttpService};
+
+use crate::demo::DEMO_COMPONENT;
+
+/// Serve a wasi:http component.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ServeCommand {
+    /// The component (.wasm) to serve. Without one, a built-in demo
+    /// component answers with a page describing each request.
+    component: Option<PathBuf>,
+
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, default_value = berth::config::DEFAULT_ADDR, env = "BERTH_ADDR")]
+    addr: SocketAddr,
+
+    /// Set an environment variable for the guest (repeatable). The guest's
+    /// environment is otherwise empty.
+    #[arg(long = "env", value_name = "NAME=VALUE", value_parser = parse_env)]
+    env: Vec<(String, String)>,
+
+    /// CPU time a request may use, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = berth_runtime_default_cpu_ms())]
+    cpu_time_limit_ms: u64,
+
+    /// Wall-clock time a request may take, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = berth_runtime_default_wall_ms())]
+    wall_time_limit_ms: u64,
+
+    /// Memory one instance may use (all its memories together), in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = (berth_runtime::config::DEFAULT_MEMORY_LIMIT >> 20) as u64)]
+    memory_limit_mib: u64,
+
+    /// Seconds in-flight requests get to finish after SIGINT/SIGTERM.
+    #[arg(long, value_name = "SECS", default_value_t = berth::config::DEFAULT_DRAIN_TIMEOUT.as_secs())]
+    drain_timeout_secs: u64,
+}
+
+fn berth_runtime_default_cpu_ms() -> u64 {
+    berth_runtime::config::DEFAULT_CPU_TIME_LIMIT.as_millis() as u64
+}
+
+fn berth_runtime_default_wall_ms() -> u64 {
+    berth_runtime::config::DEFAULT_WALL_TIME_LIMIT.as_millis() as u64
+}
+
+fn parse_env(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
+        _ => Err(format!("expected NAME=VALUE, got {text:?}")),
+    }
+}
+
+impl ServeCommand {
+    pub(crate) fn execute(self) -> anyhow::Result<()> {
+        let runtime_config = RuntimeConfig {
+            cpu_time_limit: Duration::from_millis(self.cpu_time_limit_ms),
+            wall_time_limit: Duration::from_millis(self.wall_time_limit_ms),
+            memory_limit: usize::try_from(self.memory_limit_mib << 20)
+                .context("--memory-limit-mib is too large")?,
+            env: self.env.clone(),
+            ..RuntimeConfig::default()
+        };
+        if runtime_config.cpu_time_limit.is_zero() || runtime_config.wall_time_limit.is_zero() {
+            bail!("time limits must be greater than zero");
+        }
+        let server_config = ServerConfig {
+            addr: self.addr,
+            drain_timeout: Duration::from_secs(self.drain_timeout_secs),
+            ..ServerConfig::default()
+        };
+
+        let (bytes, what) = match &self.component {
+            Some(path) => {
+                let bytes = std::fs::read(path).with_context(|| {
+                    format!(
+                        "cannot read component {}: expected a path to a WebAssembly component \
+                         (.wasm) exporting wasi:http/incoming-handler",
+                        path.display()
+                    )
+                })?;
+                (bytes, path.display().to_string())
+            }
+            None => (
+                DEMO_COMPONENT.to_vec(),
+                "the built-in demo component".to_owned(),
+            ),
+        };
+        let runtime = Runtime::new(runtime_config, &bytes, &what)?;
+        tracing::info!(component = %what, world = ?runtime.world(), "component loaded");
+
+        let tokio = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?;
+        tokio.block_on(async move {
+            let listener = tokio::net::TcpListener::bind(server_config.addr)
+                .await
+                .with_context(|| format!("cannot listen on {}", server_config.addr))?;
+            let local = listener
+                .local_addr()
+                .context("cannot read the bound address")?;
+            let authority = local
+                .to_string()
+                .parse()
+                .context("bound address is not a valid authority")?;
+            let service = WasiHttpService::new(runtime, authority);
+            eprintln!("Serving HTTP on http://{local}/");
+            berth::serve(listener, service, &server_config, shutdown_signal()).await;
+            Ok(())
+        })
+    }
+}
+
+/// Resolves on the first SIGINT or SIGTERM. A second signal during the
+/// drain exits at once.
+async fn shutdown_signal() {
+    wait_for_signal().await;
+    tracing::info!("signal received; stopping (send again to exit immediately)");
+    tokio::spawn(async {
+        wait_for_signal().await;
+        tracing::warn!("second signal: exiting without waiting for in-flight requests");
+        std::process::exit(130);
+    });
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        tracing::warn!("cannot install signal handlers; use SIGKILL to stop");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() {
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,78 @@
+//! Runtime configuration: limits, environment and engine sizing.
+
+use std::time::Duration;
+
+/// Default CPU time a guest may spend on one request (10 s). Measured as
+/// time spent executing guest code, not time waiting on the network.
+pub const DEFAULT_CPU_TIME_LIMIT: Duration = Duration::from_secs(10);
+
+/// Default wall-clock time one request may take from instantiation to the
+/// end of the guest's work, response body included (60 s). Catches guests
+/// blocked in the host, which the CPU limit cannot see.
+pub const DEFAULT_WALL_TIME_LIMIT: Duration = Duration::from_secs(60);
+
+/// Default bound on the sum of all linear memories of one instance (256 MiB).
+pub const DEFAULT_MEMORY_LIMIT: usize = 256 << 20;
+
+/// Default bound on table elements per instance (100 000).
+pub const DEFAULT_TABLE_ELEMENTS_LIMIT: usize = 100_000;
+
+/// Default bound on live resources per instance (fields, streams, …):
+/// 100 000 handles.
+pub const DEFAULT_RESOURCE_LIMIT: usize = 100_000;
+
+/// Default bound on concurrent instances, which sizes the pooling allocator.
+pub const DEFAULT_MAX_INSTANCES: u32 = 1000;
+
+/// Default interval of the epoch ticker (10 ms): the granularity of the CPU
+/// limit.
+pub const DEFAULT_EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Default cap on guest stdout + stderr bytes logged per request (1 MiB).
+pub const DEFAULT_LOG_LIMIT: usize = 1 << 20;
+
+/// Everything the runtime needs to know, with documented defaults.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// CPU time per request.
+    pub cpu_time_limit: Duration,
+    /// Wall-clock time per request.
+    pub wall_time_limit: Duration,
+    /// Sum of all linear memories of one instance, in bytes.
+    pub memory_limit: usize,
+    /// Table elements per instance.
+    pub table_elements_limit: usize,
+    /// Live resource handles per instance.
+    pub resource_limit: usize,
+    /// Concurrent instances (pooling allocator size).
+    pub max_instances: u32,
+    /// Epoch tick interval.
+    pub epoch_tick: Duration,
+    /// Environment variables the guest sees (it sees nothing else).
+    pub env: Vec<(String, String)>,
+    /// Bound on each guest-built `fields` block.
+    pub fields_size_limit: usize,
+    /// Guest stdout + stderr bytes logged per request.
+    pub log_limit: usize,
+    /// Use the pooling instance allocator (falls back to on-demand when the
+    /// address space cannot be reserved).
+    pub pooling: bool,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            cpu_time_limit: DEFAULT_CPU_TIME_LIMIT,
+            wall_time_limit: DEFAULT_WALL_TIME_LIMIT,
+            memory_limit: DEFAULT_MEMORY_LIMIT,
+            table_elements_limit: DEFAULT_TABLE_ELEMENTS_LIMIT,
+            resource_limit: DEFAULT_RESOURCE_LIMIT,
+            max_instances: DEFAULT_MAX_INSTANCES,
+            epoch_tick: DEFAULT_EPOCH_TICK,
+            env: Vec::new(),
+            fields_size_limit: berth_http::fields::DEFAULT_FIELDS_SIZE_LIMIT,
+            log_limit: DEFAULT_LOG_LIMIT,
+            pooling: true,
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! Errors of the runtime: loading a component and handling one request.
+
+use std::time::Duration;
+
+/// Why a component could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The engine could not be configured.
+    #[error("could not configure the WebAssembly engine: {0}")]
+    Engine(#[source] wasmtime::Error),
+    /// The bytes are not WebAssembly at all.
+    #[error(
+        "{what} is not a WebAssembly file (it does not start with the `\\0asm` magic bytes); \
+         expected a WebAssembly component exporting `wasi:http/incoming-handler@0.2.x`"
+    )]
+    NotWasm {
+        /// What was loaded (a path or "the component").
+        what: String,
+    },
+    /// A core module where a component is needed.
+    #[error(
+        "{what} is a core WebAssembly module, not a component; expected a component exporting \
+         `wasi:http/incoming-handler@0.2.x`. Build for the `wasm32-wasip2` target, or wrap the \
+         module with `wasm-tools component new`"
+    )]
+    CoreModule {
+        /// What was loaded.
+        what: String,
+    },
+    /// wasmtime rejected the component.
+    #[error("{what} could not be compiled: {source}")]
+    Compile {
+        /// What was loaded.
+        what: String,
+        /// The compiler's reason.
+        #[source]
+        source: wasmtime::Error,
+    },
+    /// The component exports no `wasi:http` handler.
+    #[error(
+        "{what} does not export a wasi:http handler; found exports [{found}], expected \
+         `wasi:http/incoming-handler@0.2.x` (the `wasi:http/proxy` world)"
+    )]
+    NoHandler {
+        /// What was loaded.
+        what: String,
+        /// The exports it has, comma separated.
+        found: String,
+    },
+    /// The component imports something the host does not provide.
+    #[error("{what} cannot be linked: {source}")]
+    Link {
+        /// What was loaded.
+        what: String,
+        /// wasmtime's reason (names the missing import).
+        #[source]
+        source: wasmtime::Error,
+    },
+    /// The epoch ticker thread could not start.
+    #[error("could not start the epoch ticker: {0}")]
+    Ticker(#[source] std::io::Error),
+}
+
+/// Why a request produced no guest response.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HandleError {
+    /// The instance could not be created (out of memory, pool exhausted, a
+    /// trap in the start function).
+    #[error("instantiation failed: {0}")]
+    Instantiate(#[source] wasmtime::Error),
+    /// The guest trapped before sending a response.
+    #[error("guest trapped: {0}")]
+    Trap(#[source] wasmtime::Error),
+    /// The guest used up its CPU budget.
+    #[error("guest exceeded its CPU time limit of {0:?}")]
+    CpuLimit(Duration),
+    /// The guest took longer than the wall-clock limit.
+    #[error("guest exceeded its wall-clock time limit of {0:?}")]
+    Timeout(Duration),
+    /// The guest returned without calling `response-outparam.set`.
+    #[error("guest returned without sending a response")]
+    NoResponse,
+    /// The guest answered with an error code instead of a response.
+    #[error("guest responded with an error: {0}")]
+    Guest(#[source] berth_http::ErrorCode),
+    /// The host failed to set up the request (resource table full).
+    #[error("host error: {0}")]
+    Host(#[source] wasmtime::Error),
+}
+
+impl HandleError {
+    /// Whether this error is a deadline (the front-end answers 504).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, HandleError::Timeout(_) | HandleError::CpuLimit(_))
+    }
+}
+
+/// The trap raised when a guest exceeds its CPU budget.
+#[derive(Debug, thiserror::Error)]
+#[error("CPU time limit exceeded")]
+pub struct CpuLimitExceeded;

@@ -1,0 +1,157 @@
+//! Running one request through a fresh guest instance (`wasi:http@0.2`).
+//!
+//! The guest call runs in its own task that owns the `Store`. The response
+//! head comes back through the `response-outparam` channel as soon as the
+//! guest calls `set`, while the task goes on driving the guest (which is
+//! typically still writing the body). Both clocks apply to the whole task:
+//! the CPU meter through epoch interruption, the wall clock through a
+//! timeout. When the task ends, the store is dropped, which aborts any body
+//! the guest did not finish.
+
+use std::time::Instant;
+
+use berth_http::p2::{IncomingRequest, ResponseOutparam};
+use berth_http::{GuestBody, HostBody, HttpCtx};
+use tokio::sync::oneshot;
+use wasmtime::{CallHook, Store, UpdateDeadline};
+
+use crate::component::LoadedComponent;
+use crate::config::RuntimeConfig;
+use crate::error::{CpuLimitExceeded, HandleError};
+use crate::store::StoreState;
+
+/// How the guest task ended.
+#[derive(Debug)]
+enum Outcome {
+    Returned,
+    Failed(HandleError),
+}
+
+/// Creates the store for one request with its limits wired in.
+fn new_store(
+    engine: &wasmtime::Engine,
+    config: &RuntimeConfig,
+    http: HttpCtx,
+    request_id: u64,
+) -> Store<StoreState> {
+    let mut store = Store::new(engine, StoreState::new(config, http, request_id));
+    store.limiter(|state| &mut state.limiter);
+    store.call_hook(|mut ctx, hook| {
+        let cpu = &mut ctx.data_mut().cpu;
+        match hook {
+            CallHook::CallingWasm | CallHook::ReturningFromHost => cpu.enter(),
+            CallHook::CallingHost | CallHook::ReturningFromWasm => cpu.exit(),
+        }
+        Ok(())
+    });
+    store.epoch_deadline_callback(|ctx| {
+        if ctx.data().cpu.exhausted() {
+            Err(CpuLimitExceeded.into())
+        } else {
+            // Yield to the async runtime every tick so a busy guest never
+            // holds a worker thread.
+            Ok(UpdateDeadline::Yield(1))
+        }
+    });
+    store.set_epoch_deadline(1);
+    store
+}
+
+fn classify_failure(err: wasmtime::Error, config: &RuntimeConfig) -> HandleError {
+    if err.downcast_ref::<CpuLimitExceeded>().is_some() {
+        HandleError::CpuLimit(config.cpu_time_limit)
+    } else {
+        HandleError::Trap(err)
+    }
+}
+
+/// Runs `request` through a new instance of `component`.
+pub(crate) async fn handle(
+    engine: &wasmtime::Engine,
+    component: &LoadedComponent,
+    config: &RuntimeConfig,
+    http: HttpCtx,
+    request_id: u64,
+    request: http::Request<HostBody>,
+) -> Result<http::Response<GuestBody>, HandleError> {
+    let started = Instant::now();
+    let deadline = tokio::time::Instant::now() + config.wall_time_limit;
+    let wall = config.wall_time_limit;
+    let mut store = new_store(engine, config, http, request_id);
+    let (sender, mut response) = oneshot::channel();
+    let pre = component.pre.clone();
+    let cfg = config.clone();
+
+    let guest = async move {
+        let run = async {
+            let proxy =
+                pre.instantiate_async(&mut store).await.map_err(|e| {
+                    match classify_failure(e, &cfg) {
+                        HandleError::Trap(e) => HandleError::Instantiate(e),
+                        other => other,
+                    }
+                })?;
+            let table = &mut store.data_mut();
+            let req = berth_http::HttpView::http(*table)
+                .table
+                .push(IncomingRequest::from_http(request))
+                .map_err(|e| HandleError::Host(e.into()))?;
+            let out = berth_http::HttpView::http(store.data_mut())
+                .table
+                .push(ResponseOutparam::new(sender))
+                .map_err(|e| HandleError::Host(e.into()))?;
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, req, out)
+                .await
+                .map_err(|e| classify_failure(e, &cfg))
+        };
+        let outcome = match tokio::time::timeout_at(deadline, run).await {
+            Ok(Ok(())) => Outcome::Returned,
+            Ok(Err(err)) => Outcome::Failed(err),
+            Err(_) => Outcome::Failed(HandleError::Timeout(wall)),
+        };
+        // The store (and with it every unfinished body) is dropped here.
+        outcome
+    };
+    let mut task = tokio::spawn(guest);
+
+    tokio::select! {
+        biased;
+        head = &mut response => match head {
+            Ok(result) => {
+                // The guest goes on (usually writing the body); report how it
+                // ends once it does.
+                tokio::spawn(async move {
+                    match task.await {
+                        Ok(Outcome::Returned) => {}
+                        Ok(Outcome::Failed(err)) => tracing::error!(
+                            request_id,
+                            error = %err,
+                            "guest failed after sending the response head; response aborted"
+                        ),
+                        Err(join) => tracing::error!(request_id, "guest task failed: {join}"),
+                    }
+                    tracing::trace!(request_id, elapsed = ?started.elapsed(), "guest finished");
+                });
+                result.map_err(HandleError::Guest)
+            }
+            Err(_) => Err(outcome_without_response(task.await)),
+        },
+        outcome = &mut task => {
+            // The guest ended; it may still have set a response just before.
+            match response.try_recv() {
+                Ok(result) => result.map_err(HandleError::Guest),
+                Err(_) => Err(outcome_without_response(outcome)),
+            }
+        }
+    }
+}
+
+fn outcome_without_response(outcome: Result<Outcome, tokio::task::JoinError>) -> HandleError {
+    match outcome {
+        Ok(Outcome::Returned) => HandleError::NoResponse,
+        Ok(Outcome::Failed(err)) => err,
+        Err(join) => HandleError::Host(wasmtime::format_err!("guest task failed: {join}")),
+    }
+}

@@ -1,0 +1,81 @@
+//! What one store (one guest instance) holds.
+
+use berth_http::{HttpCtx, HttpCtxView, HttpView};
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::config::RuntimeConfig;
+use crate::limits::{CpuMeter, InstanceLimiter};
+use crate::stdio::{GuestLog, LogStream};
+
+/// The data of a per-request `Store`: WASI and `wasi:http` state sharing one
+/// resource table, plus the limits that apply to this instance.
+pub struct StoreState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    http: HttpCtx,
+    pub(crate) limiter: InstanceLimiter,
+    pub(crate) cpu: CpuMeter,
+}
+
+impl StoreState {
+    /// Fresh state for request `request_id`: the configured environment and
+    /// nothing else (no args, no preopens, no network, stdin at EOF), guest
+    /// output to the log.
+    pub fn new(config: &RuntimeConfig, http: HttpCtx, request_id: u64) -> Self {
+        let mut wasi = WasiCtx::builder();
+        wasi.envs(&config.env)
+            .stdout(GuestLog::new(
+                request_id,
+                LogStream::Stdout,
+                config.log_limit,
+            ))
+            .stderr(GuestLog::new(
+                request_id,
+                LogStream::Stderr,
+                config.log_limit,
+            ));
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(config.resource_limit);
+        Self {
+            wasi: wasi.build(),
+            table,
+            http,
+            limiter: InstanceLimiter::new(config.memory_limit, config.table_elements_limit),
+            cpu: CpuMeter::new(config.cpu_time_limit),
+        }
+    }
+
+    /// Live entries in the resource table (for leak checks).
+    pub fn live_resources(&self) -> bool {
+        !self.table.is_empty()
+    }
+}
+
+impl std::fmt::Debug for StoreState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreState")
+            .field("http", &self.http)
+            .field("limiter", &self.limiter)
+            .field("cpu", &self.cpu)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WasiView for StoreState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl HttpView for StoreState {
+    fn http(&mut self) -> HttpCtxView<'_> {
+        HttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+        }
+    }
+}
