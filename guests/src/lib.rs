@@ -1,7 +1,7 @@
 //! Helpers shared by the guest components.
 
 use wasip2::http::types::{
-    Fields, IncomingBody, OutgoingBody, OutgoingResponse, ResponseOutparam, Trailers,
+    Fields, FutureTrailers, IncomingBody, OutgoingBody, OutgoingResponse, ResponseOutparam, Trailers,
 };
 use wasip2::io::streams::{InputStream, OutputStream, StreamError};
 
@@ -55,11 +55,13 @@ pub fn copy(input: &InputStream, output: &OutputStream) -> u64 {
     }
 }
 
-/// Waits for and returns the trailers of a finished incoming body.
-pub fn trailers_of(body: IncomingBody) -> Option<Trailers> {
+/// Waits for the trailers of a finished incoming body. The trailers are a
+/// child of the returned future, which must outlive them.
+pub fn trailers_of(body: IncomingBody) -> (FutureTrailers, Option<Trailers>) {
     let future = IncomingBody::finish(body);
     future.subscribe().block();
-    future.get().unwrap().unwrap().unwrap()
+    let trailers = future.get().unwrap().unwrap().unwrap();
+    (future, trailers)
 }
 
 /// Reads an entire stream into memory (for small test bodies only).

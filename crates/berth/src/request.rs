@@ -44,12 +44,10 @@ fn host_header(headers: &HeaderMap) -> Result<Option<Authority>, RejectReason> {
         return Err(RejectReason::BadHost);
     }
     let text = first.to_str().map_err(|_| RejectReason::BadHost)?;
-    let authority: Authority = text.parse().map_err(|_| RejectReason::BadHost)?;
     // Userinfo or an empty/non-numeric port make no valid Host (RFC 9110 §7.2).
-    if text.contains('@') || authority.host().is_empty() || (text.ends_with(':')) {
-        return Err(RejectReason::BadHost);
-    }
-    Ok(Some(authority))
+    berth_http::uri::parse_authority(text)
+        .map(Some)
+        .ok_or(RejectReason::BadHost)
 }
 
 /// Rewrites the request URI to absolute form.

@@ -1,15 +1,17 @@
 //! Responses the host makes itself (errors), the response body type, and
 //! the access log line written when a body ends.
 
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use berth_http::{ErrorCode, GuestBody};
 use berth_runtime::HandleError;
 use bytes::Bytes;
 use http::{Method, StatusCode};
 use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
 
 /// The status a failed request is answered with.
 pub fn status_for(err: &HandleError) -> StatusCode {
@@ -113,7 +115,12 @@ impl Drop for AccessLog {
 
 #[derive(Debug)]
 enum Inner {
-    Guest(GuestBody),
+    Guest {
+        /// Frames read ahead while the head was held (see [`declare_trailers`]).
+        held: VecDeque<Result<Frame<Bytes>, ErrorCode>>,
+        /// The rest of the body; `None` once it ended.
+        rest: Option<GuestBody>,
+    },
     Fixed(Option<Bytes>),
 }
 
@@ -129,7 +136,10 @@ impl ResponseBody {
     /// A guest-written body.
     pub fn guest(body: GuestBody) -> Self {
         Self {
-            inner: Inner::Guest(body),
+            inner: Inner::Guest {
+                held: VecDeque::new(),
+                rest: Some(body),
+            },
             log: None,
         }
     }
@@ -160,7 +170,13 @@ impl Body for ResponseBody {
     ) -> Poll<Option<Result<Frame<Bytes>, ErrorCode>>> {
         let this = &mut *self;
         let frame = match &mut this.inner {
-            Inner::Guest(body) => ready!(Pin::new(body).poll_frame(cx)),
+            Inner::Guest { held, rest } => match held.pop_front() {
+                Some(frame) => Some(frame),
+                None => match rest {
+                    Some(body) => ready!(Pin::new(body).poll_frame(cx)),
+                    None => None,
+                },
+            },
             Inner::Fixed(bytes) => bytes.take().map(|b| Ok(Frame::data(b))),
         };
         if let Some(log) = &mut this.log {
@@ -186,16 +202,101 @@ impl Body for ResponseBody {
 
     fn is_end_stream(&self) -> bool {
         match &self.inner {
-            Inner::Guest(body) => body.is_end_stream(),
+            Inner::Guest { held, rest } => {
+                held.is_empty() && rest.as_ref().is_none_or(|b| b.is_end_stream())
+            }
             Inner::Fixed(bytes) => bytes.is_none(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match &self.inner {
-            Inner::Guest(body) => body.size_hint(),
+            Inner::Guest {
+                held,
+                rest: Some(body),
+            } if held.is_empty() => body.size_hint(),
+            Inner::Guest { .. } => SizeHint::default(),
             Inner::Fixed(Some(bytes)) => SizeHint::with_exact(bytes.len() as u64),
             Inner::Fixed(None) => SizeHint::with_exact(0),
         }
     }
+}
+
+/// Longest the head of an HTTP/1.1 response is held to learn the names of
+/// undeclared trailers (see [`declare_trailers`]).
+pub const TRAILER_HOLD_TIME: Duration = Duration::from_millis(200);
+
+/// Most body bytes read ahead while the head is held.
+pub const TRAILER_HOLD_BYTES: usize = 64 * 1024;
+
+/// Whether an HTTP/1.1 exchange needs [`declare_trailers`]: the client
+/// accepts trailers (`TE: trailers`) and the guest neither declared them
+/// (`Trailer`) nor fixed the length (`Content-Length`, which rules out
+/// chunked framing and with it trailers).
+pub fn needs_trailer_declaration(request_te_trailers: bool, response: &http::HeaderMap) -> bool {
+    request_te_trailers
+        && !response.contains_key(http::header::TRAILER)
+        && !response.contains_key(http::header::CONTENT_LENGTH)
+}
+
+/// hyper's HTTP/1.1 encoder sends only trailers named in the response's
+/// `Trailer` header, which must go out with the head, before the guest has
+/// produced its trailers. So hold the head for a bounded time and bytes: if
+/// the body ends meanwhile, declare the trailers it ended with. A body that
+/// is larger or slower is sent as is, and its undeclared trailers are lost
+/// on HTTP/1.1 (HTTP/2 always carries them), with a log line.
+pub async fn declare_trailers(
+    response: http::Response<GuestBody>,
+    request_id: u64,
+) -> http::Response<ResponseBody> {
+    let (mut parts, mut body) = response.into_parts();
+    let mut held = VecDeque::new();
+    let mut bytes = 0usize;
+    let mut ended = false;
+    let deadline = tokio::time::sleep(TRAILER_HOLD_TIME);
+    tokio::pin!(deadline);
+    while bytes < TRAILER_HOLD_BYTES {
+        let frame = tokio::select! {
+            frame = body.frame() => frame,
+            () = &mut deadline => break,
+        };
+        match frame {
+            None => {
+                ended = true;
+                break;
+            }
+            Some(Ok(frame)) => {
+                if let Some(trailers) = frame.trailers_ref() {
+                    let names: Vec<&str> = trailers.keys().map(|n| n.as_str()).collect();
+                    if let Ok(value) = http::HeaderValue::from_str(&names.join(", ")) {
+                        parts.headers.insert(http::header::TRAILER, value);
+                    }
+                    held.push_back(Ok(frame));
+                    ended = true;
+                    break;
+                }
+                bytes += frame.data_ref().map_or(0, |d| d.len());
+                held.push_back(Ok(frame));
+            }
+            Some(Err(err)) => {
+                held.push_back(Err(err));
+                ended = true;
+                break;
+            }
+        }
+    }
+    if !ended {
+        tracing::debug!(
+            request_id,
+            "response head sent before the body ended; undeclared trailers cannot follow on HTTP/1.1"
+        );
+    }
+    let body = ResponseBody {
+        inner: Inner::Guest {
+            held,
+            rest: (!ended).then_some(body),
+        },
+        log: None,
+    };
+    http::Response::from_parts(parts, body)
 }

@@ -15,7 +15,10 @@ use http_body::Body;
 use http_body_util::BodyExt;
 
 use crate::request::normalize;
-use crate::response::{AccessLog, ResponseBody, error_response, status_for};
+use crate::response::{
+    AccessLog, ResponseBody, declare_trailers, error_response, needs_trailer_declaration,
+    status_for,
+};
 
 /// Serves requests with a component. Cheap to clone; `Error = Infallible`
 /// (failures become HTTP responses).
@@ -62,6 +65,18 @@ fn body_error_code(err: &(dyn std::error::Error + 'static)) -> ErrorCode {
     ErrorCode::classify(err)
 }
 
+/// Whether an HTTP/1.1 client said it accepts trailers (`TE: trailers`).
+fn accepts_trailers<B>(request: &http::Request<B>) -> bool {
+    request.version() == http::Version::HTTP_11
+        && request
+            .headers()
+            .get_all(http::header::TE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
+}
+
 /// The future a [`WasiHttpService`] returns.
 pub type ResponseFuture =
     Pin<Box<dyn Future<Output = Result<http::Response<ResponseBody>, Infallible>> + Send>>;
@@ -95,12 +110,18 @@ where
                 let status = reason.status();
                 return Ok(error_response(status, id).map(|b| b.with_log(log, status)));
             }
+            let te_trailers = accepts_trailers(&request);
             let request = request
                 .map(|body| berth_http::body::host_body(body.map_err(|e| body_error_code(&e))));
             match this.runtime.handle(id, request).await {
                 Ok(response) => {
                     let status = response.status();
-                    Ok(response.map(|b| ResponseBody::guest(b).with_log(log, status)))
+                    let response = if needs_trailer_declaration(te_trailers, response.headers()) {
+                        declare_trailers(response, id).await
+                    } else {
+                        response.map(ResponseBody::guest)
+                    };
+                    Ok(response.map(|b| b.with_log(log, status)))
                 }
                 Err(err) => {
                     let status = status_for(&err);

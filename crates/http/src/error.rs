@@ -85,10 +85,16 @@ impl fmt::Display for ErrorCode {
         match self {
             ErrorCode::InternalError(Some(msg)) => write!(f, "internal error: {msg}"),
             ErrorCode::HttpRequestBodySize(Some(n)) => {
-                write!(f, "HTTP request body size mismatch (declared {n} bytes)")
+                write!(
+                    f,
+                    "HTTP request body size does not match its Content-Length ({n} bytes written)"
+                )
             }
             ErrorCode::HttpResponseBodySize(Some(n)) => {
-                write!(f, "HTTP response body size mismatch (declared {n} bytes)")
+                write!(
+                    f,
+                    "HTTP response body size does not match its Content-Length ({n} bytes written)"
+                )
             }
             other => write!(f, "{other:?}"),
         }

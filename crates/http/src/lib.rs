@@ -23,6 +23,7 @@ pub mod error;
 pub mod fields;
 pub mod outbound;
 pub mod p2;
+pub mod uri;
 
 pub use body::{GuestBody, HostBody};
 pub use ctx::{Http, HttpCtx, HttpCtxView, HttpView};

@@ -23,7 +23,9 @@ fn query_param(path: &str, key: &str) -> Option<String> {
 impl wasip2::exports::http::incoming_handler::Guest for Suite {
     fn handle(request: IncomingRequest, out: ResponseOutparam) {
         let path = request.path_with_query().unwrap_or_default();
-        let route = path.split('?').next().unwrap_or("").to_string();
+        // Route on the first path segment; the rest is free for tests.
+        let route = path.split('?').next().unwrap_or("");
+        let route = format!("/{}", route.trim_start_matches('/').split('/').next().unwrap_or(""));
         match route.as_str() {
             "/hello" => respond(out, 200, &[("content-type", "text/plain")], b"hello from berth\n"),
             "/info" => info(request, out),
@@ -161,9 +163,11 @@ fn info(request: IncomingRequest, out: ResponseOutparam) {
     let stream = body.stream().unwrap();
     let bytes = read_to_end(&stream);
     drop(stream);
-    let trailers = trailers_of(body);
+    let (future, trailers) = trailers_of(body);
     text.push_str(&format!("body-bytes={}\n", bytes.len()));
     text.push_str(&format!("trailers={}\n", trailers.is_some()));
+    drop(trailers);
+    drop(future);
     respond(out, 200, &[("content-type", "text/plain")], text.as_bytes());
 }
 
@@ -186,8 +190,9 @@ fn echo(request: IncomingRequest, out: ResponseOutparam) {
     copy(&input, &output);
     drop(input);
     drop(output);
-    let trailers = trailers_of(in_body);
+    let (future, trailers) = trailers_of(in_body);
     OutgoingBody::finish(out_body, trailers).unwrap();
+    drop(future);
 }
 
 fn fields_flood(out: ResponseOutparam) {
@@ -302,8 +307,9 @@ fn fields_report(request: IncomingRequest, out: ResponseOutparam) {
     check("stream once", stream.is_ok());
     check("stream twice fails", body.stream().is_err());
     drop(stream);
-    let trailers = trailers_of(body);
+    let (future, trailers) = trailers_of(body);
     check("no request trailers is none", trailers.is_none());
+    check("trailers can be taken only once", matches!(future.get(), Some(Err(()))));
 
     // outgoing-response
     let resp = OutgoingResponse::new(Fields::from_list(&[("x-r".into(), b"1".to_vec())]).unwrap());

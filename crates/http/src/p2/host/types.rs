@@ -284,7 +284,7 @@ impl wit::HostOutgoingRequest for HttpCtxView<'_> {
     ) -> wasmtime::Result<Result<(), ()>> {
         let parsed = match authority {
             None => None,
-            Some(a) => match parse_authority(&a) {
+            Some(a) => match crate::uri::parse_authority(&a) {
                 Some(a) => Some(a),
                 None => return Ok(Err(())),
             },
@@ -302,20 +302,6 @@ impl wit::HostOutgoingRequest for HttpCtxView<'_> {
         self.table.delete(req)?;
         Ok(())
     }
-}
-
-/// A valid request authority: `host[:port]` with no userinfo, a non-empty
-/// host and, if present, a numeric port.
-pub(crate) fn parse_authority(text: &str) -> Option<http::uri::Authority> {
-    let authority: http::uri::Authority = text.parse().ok()?;
-    if text.contains('@') || authority.host().is_empty() {
-        return None;
-    }
-    // `host:` (empty port) parses but is not a usable authority.
-    if text.ends_with(':') && authority.port().is_none() {
-        return None;
-    }
-    Some(authority)
 }
 
 impl wit::HostRequestOptions for HttpCtxView<'_> {

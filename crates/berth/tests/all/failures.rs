@@ -1,0 +1,169 @@
+//! Hostile and buggy guests: each gets its documented response and never
+//! hurts other requests or the server.
+
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+async fn status_and_body(server: &TestServer, proto: Proto, path: &str) -> (u16, String) {
+    get(server, proto, path).await
+}
+
+#[tokio::test]
+async fn trap_before_response_is_a_500_with_a_short_body() {
+    let server = TestServer::start("suite").await;
+    for proto in PROTOS {
+        let (status, body) = status_and_body(&server, proto, "/trap").await;
+        assert_eq!(status, 500);
+        assert!(
+            body.starts_with("500 Internal Server Error (request "),
+            "{body}"
+        );
+        assert!(
+            !body.contains("panic") && !body.contains("wasm"),
+            "guest details leaked: {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn returning_without_a_response_is_a_500() {
+    let server = TestServer::start("suite").await;
+    assert_eq!(status_and_body(&server, Proto::H1, "/no-set").await.0, 500);
+}
+
+#[tokio::test]
+async fn informational_final_status_is_a_500() {
+    let server = TestServer::start("suite").await;
+    assert_eq!(
+        status_and_body(&server, Proto::H2, "/final-1xx").await.0,
+        500
+    );
+}
+
+#[tokio::test]
+async fn guest_error_codes_map_to_gateway_statuses() {
+    let server = TestServer::start("suite").await;
+    assert_eq!(
+        status_and_body(&server, Proto::H1, "/error-code").await.0,
+        502
+    );
+}
+
+#[tokio::test]
+async fn looping_guest_is_stopped_by_the_cpu_limit() {
+    let server = TestServer::start("suite").await;
+    let started = Instant::now();
+    let (status, _) = status_and_body(&server, Proto::H1, "/loop").await;
+    assert_eq!(status, 504);
+    // The CPU limit (500 ms) fired, not the wall-clock limit (3 s).
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn guest_blocked_in_the_host_is_stopped_by_the_wall_clock() {
+    let server = TestServer::start("suite").await;
+    let (status, body) = status_and_body(&server, Proto::H2, "/never").await;
+    assert_eq!(status, 504, "{body}");
+}
+
+#[tokio::test]
+async fn memory_bomb_fails_cleanly() {
+    let server = TestServer::start("suite").await;
+    assert_eq!(status_and_body(&server, Proto::H1, "/memory").await.0, 500);
+    assert_eq!(status_and_body(&server, Proto::H1, "/hello").await.0, 200);
+}
+
+#[tokio::test]
+async fn fields_flood_is_bounded() {
+    let server = TestServer::start("suite").await;
+    // 0.2 has no size error: the host traps the guest (documented), so 500.
+    assert_eq!(
+        status_and_body(&server, Proto::H1, "/fields-flood").await.0,
+        500
+    );
+}
+
+/// A response whose headers were sent must never look complete when the
+/// guest fails afterwards.
+#[tokio::test]
+async fn broken_bodies_are_aborted_never_completed() {
+    let server = TestServer::start("suite").await;
+    for path in ["/trap-after", "/drop-body", "/cl-mismatch"] {
+        for proto in PROTOS {
+            let req = for_proto(request("GET", &server.url(path), empty()), proto);
+            // Either the head never arrives complete, or the body is cut.
+            if let Ok(resp) = try_send(server.addr, proto, req).await {
+                assert_eq!(resp.status(), 200, "{path} {proto:?}");
+                let result = read_body(resp).await;
+                assert!(
+                    result.is_err(),
+                    "{path} over {proto:?} ended cleanly: {result:?}"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn healthy_clients_are_unaffected_by_hostile_guests() {
+    let server = TestServer::start("suite").await;
+    let addr = server.addr;
+    let mut hostile = Vec::new();
+    for path in [
+        "/loop",
+        "/loop",
+        "/never",
+        "/trap",
+        "/memory",
+        "/trap-after",
+    ] {
+        let url = server.url(path);
+        hostile.push(tokio::spawn(async move {
+            let req = for_proto(request("GET", &url, empty()), Proto::H1);
+            let resp = send(addr, Proto::H1, req).await;
+            let _ = read_body(resp).await;
+        }));
+    }
+    let mut healthy = Vec::new();
+    for i in 0..40 {
+        let proto = PROTOS[i % 2];
+        let url = server.url("/hello");
+        healthy.push(tokio::spawn(async move {
+            let req = for_proto(request("GET", &url, empty()), proto);
+            let resp = send(addr, proto, req).await;
+            assert_eq!(resp.status(), 200);
+            let (body, _) = read_body(resp).await.expect("healthy body completes");
+            assert_eq!(body.as_ref(), b"hello from berth\n");
+        }));
+    }
+    for h in healthy {
+        h.await.expect("healthy request succeeded");
+    }
+    for h in hostile {
+        h.await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn graceful_shutdown_finishes_in_flight_requests() {
+    let server = TestServer::start("suite").await;
+    let addr = server.addr;
+    let url = server.url("/large?bytes=4000000");
+    let in_flight = tokio::spawn(async move {
+        let req = for_proto(request("GET", &url, empty()), Proto::H1);
+        let resp = send(addr, Proto::H1, req).await;
+        read_body(resp).await.map(|(b, _)| b.len())
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    server.shutdown().await;
+    assert_eq!(in_flight.await.unwrap().expect("complete body"), 4_000_000);
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "still accepting"
+    );
+}

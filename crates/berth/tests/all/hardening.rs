@@ -1,0 +1,121 @@
+//! Malformed or abusive client traffic (rows of shared/design/hardening.md
+//! section A): refused before the guest runs, server keeps serving.
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::support::*;
+
+/// Sends raw bytes and returns whatever the server answers before closing.
+async fn raw(server: &TestServer, bytes: &[u8]) -> String {
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream.write_all(bytes).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        stream.read_to_end(&mut out),
+    )
+    .await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn status_line(response: &str) -> &str {
+    response.lines().next().unwrap_or("")
+}
+
+#[tokio::test]
+async fn http11_without_host_is_400() {
+    let server = TestServer::start("suite").await;
+    let resp = raw(&server, b"GET /info HTTP/1.1\r\nconnection: close\r\n\r\n").await;
+    assert_eq!(status_line(&resp), "HTTP/1.1 400 Bad Request", "{resp}");
+}
+
+#[tokio::test]
+async fn bad_or_duplicate_host_is_400() {
+    let server = TestServer::start("suite").await;
+    for host in [
+        "host: example.com:abc\r\n",
+        "host: a.test\r\nhost: b.test\r\n",
+        "host: u@h\r\n",
+    ] {
+        let req = format!("GET /info HTTP/1.1\r\n{host}connection: close\r\n\r\n");
+        let resp = raw(&server, req.as_bytes()).await;
+        assert_eq!(
+            status_line(&resp),
+            "HTTP/1.1 400 Bad Request",
+            "{host:?}: {resp}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn http10_without_host_uses_the_listener_address() {
+    let server = TestServer::start("suite").await;
+    let resp = raw(&server, b"GET /info HTTP/1.0\r\n\r\n").await;
+    assert!(
+        resp.contains(&format!("authority={}", server.addr)),
+        "{resp}"
+    );
+}
+
+#[tokio::test]
+async fn connect_is_never_tunnelled() {
+    let server = TestServer::start("suite").await;
+    let resp = raw(
+        &server,
+        b"CONNECT example.com:443 HTTP/1.1\r\nhost: example.com:443\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status_line(&resp), "HTTP/1.1 501 Not Implemented", "{resp}");
+}
+
+#[tokio::test]
+async fn garbage_and_invalid_bytes_are_refused_and_serving_continues() {
+    let server = TestServer::start("suite").await;
+    for junk in [
+        &b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage-tls-hello"[..],
+        b"GET /a\x01b HTTP/1.1\r\nhost: x\r\n\r\n",
+        b"GET / HTTP/1.1\r\nhost: x\r\nbad header\r\n\r\n",
+        b"GET / HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\ncontent-length: 6\r\n\r\nhello",
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\xff\xff\xff\xff",
+    ] {
+        let resp = raw(&server, junk).await;
+        // A 400, a bare close, or (for the broken HTTP/2 preface) a GOAWAY.
+        assert!(
+            !resp.contains(" 200 "),
+            "{:?} got {resp}",
+            String::from_utf8_lossy(junk)
+        );
+        assert!(
+            resp.is_empty() || resp.starts_with("HTTP/1.1 400") || !resp.starts_with("HTTP"),
+            "{:?} got {resp}",
+            String::from_utf8_lossy(junk)
+        );
+    }
+    assert_eq!(get(&server, Proto::H1, "/hello").await.0, 200);
+}
+
+#[tokio::test]
+async fn oversized_headers_are_refused_before_the_guest() {
+    let server = TestServer::start("suite").await;
+    let big = "x".repeat(100 * 1024);
+    let req = format!("GET /info HTTP/1.1\r\nhost: a\r\nx-big: {big}\r\n\r\n");
+    let resp = raw(&server, req.as_bytes()).await;
+    assert!(
+        resp.is_empty() || resp.starts_with("HTTP/1.1 431"),
+        "{}",
+        status_line(&resp)
+    );
+    assert_eq!(get(&server, Proto::H2, "/hello").await.0, 200);
+}
+
+#[tokio::test]
+async fn upgrade_requests_never_get_101() {
+    let server = TestServer::start("suite").await;
+    let resp = raw(
+        &server,
+        b"GET /hello HTTP/1.1\r\nhost: a\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status_line(&resp), "HTTP/1.1 200 OK", "{resp}");
+}

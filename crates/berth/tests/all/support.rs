@@ -1,0 +1,195 @@
+//! Test harness: a real berth server on a loopback port, and real HTTP/1.1
+//! and HTTP/2 (prior knowledge) clients built on hyper.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use berth::{Runtime, RuntimeConfig, ServerConfig, WasiHttpService};
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+
+/// Path of a prebuilt guest fixture.
+pub fn fixture(name: &str) -> Vec<u8> {
+    let path = format!(
+        "{}/../../guests/prebuilt/{name}.wasm",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {path}: {e}"))
+}
+
+/// Limits small enough that hostile-guest tests finish quickly.
+pub fn test_config() -> RuntimeConfig {
+    RuntimeConfig {
+        cpu_time_limit: Duration::from_millis(500),
+        wall_time_limit: Duration::from_secs(3),
+        memory_limit: 64 << 20,
+        env: vec![("GREETING".into(), "hi".into())],
+        max_instances: 50,
+        ..RuntimeConfig::default()
+    }
+}
+
+/// A running server; stops (gracefully) when dropped.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    done: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestServer {
+    pub async fn start(component: &str) -> Self {
+        Self::start_with(component, test_config()).await
+    }
+
+    pub async fn start_with(component: &str, config: RuntimeConfig) -> Self {
+        let runtime =
+            Runtime::new(config, &fixture(component), component).expect("component loads");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let service = WasiHttpService::new(runtime, addr.to_string().parse().unwrap());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server_config = ServerConfig {
+            drain_timeout: Duration::from_secs(5),
+            header_read_timeout: Duration::from_secs(2),
+            ..ServerConfig::default()
+        };
+        let done = tokio::spawn(async move {
+            berth::serve(listener, service, &server_config, async {
+                let _ = stopped.await;
+            })
+            .await;
+        });
+        Self {
+            addr,
+            stop: Some(stop),
+            done: Some(done),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Stops accepting and waits for the drain to finish.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(done) = self.done.take() {
+            done.await.unwrap();
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+pub type TestBody = BoxBody<Bytes, hyper::Error>;
+
+pub fn empty() -> TestBody {
+    Empty::new().map_err(|never| match never {}).boxed()
+}
+
+pub fn full(bytes: impl Into<Bytes>) -> TestBody {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Proto {
+    H1,
+    H2,
+}
+
+pub const PROTOS: [Proto; 2] = [Proto::H1, Proto::H2];
+
+/// Sends one request on a new connection with `proto`.
+pub async fn send(
+    addr: SocketAddr,
+    proto: Proto,
+    request: Request<TestBody>,
+) -> Response<Incoming> {
+    try_send(addr, proto, request)
+        .await
+        .expect("request succeeds")
+}
+
+pub async fn try_send(
+    addr: SocketAddr,
+    proto: Proto,
+    request: Request<TestBody>,
+) -> Result<Response<Incoming>, hyper::Error> {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let io = TokioIo::new(stream);
+    match proto {
+        Proto::H1 => {
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await?;
+            tokio::spawn(conn);
+            sender.send_request(request).await
+        }
+        Proto::H2 => {
+            let (mut sender, conn) =
+                hyper::client::conn::http2::handshake(TokioExecutor::new(), io).await?;
+            tokio::spawn(conn);
+            sender.send_request(request).await
+        }
+    }
+}
+
+/// A GET (or other method) with a Host header for HTTP/1.1.
+pub fn request(method: &str, url: &str, body: TestBody) -> Request<TestBody> {
+    let uri: http::Uri = url.parse().unwrap();
+    Request::builder()
+        .method(method)
+        .uri(uri.clone())
+        .header("host", uri.authority().unwrap().as_str())
+        .body(body)
+        .unwrap()
+}
+
+/// For HTTP/2 requests the Host header is replaced by :authority.
+pub fn for_proto(mut req: Request<TestBody>, proto: Proto) -> Request<TestBody> {
+    if proto == Proto::H2 {
+        req.headers_mut().remove("host");
+        *req.version_mut() = http::Version::HTTP_2;
+    } else {
+        // HTTP/1.1 clients send origin-form targets.
+        let pq = req.uri().path_and_query().unwrap().clone();
+        *req.uri_mut() = pq.as_str().parse().unwrap();
+    }
+    req
+}
+
+pub async fn get(server: &TestServer, proto: Proto, path: &str) -> (u16, String) {
+    let req = for_proto(request("GET", &server.url(path), empty()), proto);
+    let resp = send(server.addr, proto, req).await;
+    let status = resp.status().as_u16();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .expect("complete body")
+        .to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// Reads a body to the end; `Err` when it was aborted.
+pub async fn read_body(
+    resp: Response<Incoming>,
+) -> Result<(Bytes, Option<http::HeaderMap>), hyper::Error> {
+    let collected = resp.into_body().collect().await?;
+    let trailers = collected.trailers().cloned();
+    Ok((collected.to_bytes(), trailers))
+}
