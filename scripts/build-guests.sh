@@ -4,11 +4,14 @@
 set -euo pipefail
 top="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$top/guests"
+# A target dir of its own (outside the checkout, so CI rebuilds incrementally).
+export CARGO_TARGET_DIR="${BERTH_GUESTS_TARGET_DIR:-$HOME/.cache/berth-guests-target}"
+built="$CARGO_TARGET_DIR/wasm32-wasip2/release"
 cargo build --quiet --locked --release --target wasm32-wasip2 --workspace
 out="$top/guests/prebuilt"
 mkdir -p "$out"
-for wasm in demo suite; do
-  cp "target/wasm32-wasip2/release/$wasm.wasm" "$out/$wasm.wasm"
+for wasm in demo suite command; do
+  cp "$built/$wasm.wasm" "$out/$wasm.wasm"
 done
-cp target/wasm32-wasip2/release/berth-guest-legacy.wasm "$out/legacy.wasm"
+cp "$built/berth-guest-legacy.wasm" "$out/legacy.wasm"
 ls -l "$out"

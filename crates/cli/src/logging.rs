@@ -1,4 +1,7 @@
-//! Log setup: `tracing` to stderr, filtered by `RUST_LOG` (default `info`).
+//! Log setup: `tracing` to stderr, filtered by `RUST_LOG` (default `info`),
+//! coloured only when stderr is a terminal.
+
+use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
@@ -9,6 +12,8 @@ pub(crate) fn init() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour only for people, never into files or log collectors.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(true)
         .init();
 }

@@ -1,6 +1,12 @@
 //! berth's integration tests: real components (prebuilt from guests/) served
 //! over real loopback sockets, driven by real HTTP/1.1 and HTTP/2 clients.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers fail the test on unexpected errors"
+)]
+
 mod failures;
 mod hardening;
 mod serving;

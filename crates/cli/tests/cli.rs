@@ -1,0 +1,219 @@
+//! End-to-end tests of the `berth` binary: banner, demo, flags, signals and
+//! the errors a new user meets first.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers fail the test on unexpected errors"
+)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+fn berth() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_berth"));
+    cmd.env("RUST_LOG", "info");
+    cmd
+}
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../../guests/prebuilt/{name}.wasm"))
+}
+
+/// A `berth serve` process; killed if the test fails before stopping it.
+struct Served {
+    child: Child,
+    addr: String,
+    stderr: BufReader<std::process::ChildStderr>,
+}
+
+impl Served {
+    fn start(args: &[&str]) -> Self {
+        let mut child = berth()
+            .arg("serve")
+            .args(args)
+            .args(["--addr", "127.0.0.1:0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("berth starts");
+        let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+        let mut line = String::new();
+        let addr = loop {
+            line.clear();
+            if stderr.read_line(&mut line).expect("read stderr") == 0 {
+                panic!("berth exited before listening");
+            }
+            if let Some(rest) = line.trim().strip_prefix("Serving HTTP on http://") {
+                break rest.trim_end_matches('/').to_owned();
+            }
+        };
+        Self {
+            child,
+            addr,
+            stderr,
+        }
+    }
+
+    fn get(&self, path: &str) -> String {
+        let mut stream = TcpStream::connect(&self.addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        // HTTP/1.0: the body is close-delimited, so no chunk framing to parse.
+        write!(stream, "GET {path} HTTP/1.0\r\nhost: {}\r\n\r\n", self.addr).unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("read response");
+        response
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
+    fn wait(mut self) -> (std::process::ExitStatus, String) {
+        let status = self.child.wait().expect("wait");
+        let mut rest = String::new();
+        let _ = self.stderr.read_to_string(&mut rest);
+        (status, rest)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn serves_the_demo_and_exits_cleanly_on_sigterm() {
+    let served = Served::start(&[]);
+    assert!(served.addr.starts_with("127.0.0.1:") && !served.addr.ends_with(":0"));
+    let response = served.get("/hello?from=test");
+    assert!(response.starts_with("HTTP/1.0 200 OK"), "{response}");
+    assert!(
+        response.contains("berth is serving a wasi:http component"),
+        "{response}"
+    );
+    assert!(
+        response.contains("<code>/hello?from=test</code>"),
+        "{response}"
+    );
+    served.signal("TERM");
+    let (status, log) = served.wait();
+    assert!(status.success(), "exit {status:?}\n{log}");
+    assert!(
+        log.contains("GET /hello?from=test 200"),
+        "no access log line:\n{log}"
+    );
+}
+
+#[test]
+fn sigint_also_stops_the_server() {
+    let served = Served::start(&[fixture("suite").to_str().unwrap()]);
+    assert!(served.get("/hello").contains("hello from berth"));
+    served.signal("INT");
+    let (status, _) = served.wait();
+    assert!(status.success());
+}
+
+#[test]
+fn env_flags_reach_the_guest_and_stdout_reaches_the_log() {
+    let served = Served::start(&[
+        fixture("suite").to_str().unwrap(),
+        "--env",
+        "A=1",
+        "--env",
+        "B=x=y",
+    ]);
+    let response = served.get("/env");
+    assert!(response.ends_with("A=1\nB=x=y\nargs=0\n"), "{response}");
+    assert!(served.get("/stdio").contains("stdin=0"));
+    served.signal("TERM");
+    let (_, log) = served.wait();
+    assert!(log.contains("line one from the guest"), "{log}");
+    assert!(log.contains("partial line two"), "{log}");
+    // Control characters from guests are escaped, never sent raw.
+    assert!(log.contains("\\u{1b}[31m"), "{log}");
+    assert!(log.contains("request_id="), "{log}");
+}
+
+fn serve_error(path: &std::path::Path) -> String {
+    let output = berth()
+        .arg("serve")
+        .arg(path)
+        .args(["--addr", "127.0.0.1:0"])
+        .output()
+        .expect("berth runs");
+    assert!(
+        !output.status.success(),
+        "berth accepted {}",
+        path.display()
+    );
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn temp_file(name: &str, bytes: &[u8]) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("berth-cli-{}-{name}", std::process::id()));
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+#[test]
+fn missing_file_is_a_clear_error() {
+    let err = serve_error(std::path::Path::new("/nonexistent/app.wasm"));
+    assert!(
+        err.contains("cannot read component /nonexistent/app.wasm"),
+        "{err}"
+    );
+    assert!(
+        err.contains("expected a path to a WebAssembly component"),
+        "{err}"
+    );
+}
+
+#[test]
+fn core_module_is_a_clear_error() {
+    let path = temp_file("core.wasm", b"\0asm\x01\0\0\0");
+    let err = serve_error(&path);
+    assert!(
+        err.contains("is a core WebAssembly module, not a component"),
+        "{err}"
+    );
+    assert!(err.contains("wasm32-wasip2"), "{err}");
+}
+
+#[test]
+fn non_wasm_file_is_a_clear_error() {
+    let path = temp_file("text.wasm", b"hello, I am text");
+    let err = serve_error(&path);
+    assert!(err.contains("is not a WebAssembly file"), "{err}");
+}
+
+#[test]
+fn component_without_http_handler_is_a_clear_error() {
+    let err = serve_error(&fixture("command"));
+    assert!(err.contains("does not export a wasi:http handler"), "{err}");
+    assert!(
+        err.contains("wasi:cli/run@0.2"),
+        "should name what was found: {err}"
+    );
+}
+
+#[test]
+fn address_in_use_is_a_clear_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let output = berth().args(["serve", "--addr", &addr]).output().unwrap();
+    assert!(!output.status.success());
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains(&format!("cannot listen on {addr}")), "{err}");
+}

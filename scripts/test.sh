@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The project's test command (README "Run the tests"; .ci/run calls it).
+# Installs what it needs, rebuilds the guest fixtures when the wasm target is
+# available, then runs format, lint, WIT and test checks.
+set -euo pipefail
+top="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$top"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/berth-target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "WIT files match wit/CHECKSUMS (vendored verbatim)"
+(cd wit && sha256sum --quiet -c CHECKSUMS)
+
+step "guest components"
+if rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2 ||
+   rustup target add wasm32-wasip2 >/dev/null 2>&1; then
+  scripts/build-guests.sh
+else
+  echo "wasm32-wasip2 target unavailable: testing with the committed guests/prebuilt fixtures"
+fi
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo test"
+cargo test --workspace --locked
+
+step "cargo doc (warnings are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
+
+echo
+echo "all checks passed"
