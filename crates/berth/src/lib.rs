@@ -2,7 +2,7 @@
 //!
 //! The facade over [`berth_runtime`] (engine, instances, limits) and
 //! [`berth_http`] (the `wasi:http` host): a [`WasiHttpService`] that any
-//! tower/hyper/axum server can mount, and [`serve`] — a hyper front-end with
+//! tower/hyper/axum server can mount, and [`serve()`] — a hyper front-end with
 //! HTTP/1.1 and h2c on one port, a connection cap and graceful shutdown.
 //!
 //! ```no_run

@@ -5,7 +5,7 @@
 //! engine and its epoch ticker ([`engine`]), component loading and world
 //! detection ([`component`]), the per-store state ([`store`]), limits
 //! ([`limits`]), guest stdio ([`stdio`]) and the per-request call
-//! ([`handler`]). It has no sockets: the `berth` crate serves it.
+//! (`handler`). It has no sockets: the `berth` crate serves it.
 //!
 //! Every request is bounded by a CPU-time limit (epoch interruption with an
 //! async yield each tick, so a looping guest neither escapes its budget nor

@@ -1,7 +1,7 @@
 //! The `wasi:http@0.2` host (`proxy` world).
 //!
 //! Add it to a linker with [`add_to_linker`] next to wasmtime-wasi's p2
-//! interfaces; the store data implements [`HttpView`](crate::HttpView) and
+//! interfaces; the store data implements [`crate::HttpView`] and
 //! `wasmtime_wasi::WasiView` over one shared `ResourceTable`.
 //!
 //! Components built against any `wasi:http` 0.2.x (0.2.0 … 0.2.12) link:
