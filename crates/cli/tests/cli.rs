@@ -217,3 +217,67 @@ fn address_in_use_is_a_clear_error() {
     let err = String::from_utf8_lossy(&output.stderr);
     assert!(err.contains(&format!("cannot listen on {addr}")), "{err}");
 }
+
+/// Peak resident memory of a process, from /proc (Linux).
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/PID/status")
+}
+
+/// Streams 1 GiB through the echo guest and back: nothing buffers whole
+/// bodies, so the server's peak RSS stays under 100 MiB.
+#[test]
+fn echo_of_one_gib_keeps_server_memory_bounded() {
+    const TOTAL: u64 = 1 << 30;
+    let served = Served::start(&[
+        fixture("suite").to_str().unwrap(),
+        "--cpu-time-limit-ms",
+        "600000",
+        "--wall-time-limit-ms",
+        "600000",
+    ]);
+    let mut stream = TcpStream::connect(&served.addr).unwrap();
+    let mut reader = stream.try_clone().unwrap();
+    let addr = served.addr.clone();
+    let writer = std::thread::spawn(move || {
+        write!(
+            stream,
+            "POST /echo HTTP/1.1\r\nhost: {addr}\r\ncontent-length: {TOTAL}\r\nconnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let chunk = vec![0x5au8; 64 * 1024];
+        let mut sent = 0;
+        while sent < TOTAL {
+            stream.write_all(&chunk).unwrap();
+            sent += chunk.len() as u64;
+        }
+    });
+    // Read the head, then count body bytes until the server closes.
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        reader.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_string();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.contains(&format!("content-length: {TOTAL}")), "{head}");
+    let mut received = 0u64;
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = reader.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        assert!(buf[..n].iter().all(|b| *b == 0x5a), "echo corrupted the body");
+        received += n as u64;
+    }
+    writer.join().unwrap();
+    assert_eq!(received, TOTAL);
+    let peak = peak_rss_kib(served.child.id());
+    assert!(peak < 100 * 1024, "server peak RSS {peak} KiB for a 1 GiB echo");
+}
