@@ -21,6 +21,14 @@ else
   echo "wasm32-wasip2 target unavailable: testing with the committed guests/prebuilt fixtures"
 fi
 
+step "interop components (componentize-py, componentize-js)"
+if command -v python3 >/dev/null && command -v npm >/dev/null; then
+  scripts/build-interop.sh
+  export BERTH_REQUIRE_INTEROP=1
+else
+  echo "python3 or npm missing: interop tests will be skipped"
+fi
+
 step "cargo fmt --check"
 cargo fmt --all --check
 

@@ -67,6 +67,7 @@ pub struct AccessLog {
     status: StatusCode,
     started: Instant,
     bytes: u64,
+    expected: Option<u64>,
     ended: bool,
     failed: bool,
 }
@@ -81,6 +82,7 @@ impl AccessLog {
             status: StatusCode::OK,
             started,
             bytes: 0,
+            expected: None,
             ended: false,
             failed: false,
         }
@@ -155,6 +157,7 @@ impl ResponseBody {
     /// Attaches the access log record; `status` is what is being sent.
     pub fn with_log(mut self, mut log: AccessLog, status: StatusCode) -> Self {
         log.status = status;
+        log.expected = self.size_hint().exact();
         self.log = Some(log);
         self
     }
@@ -184,6 +187,10 @@ impl Body for ResponseBody {
                 Some(Ok(f)) => {
                     if let Some(data) = f.data_ref() {
                         log.bytes += data.len() as u64;
+                        // hyper stops polling once a declared length is sent.
+                        if log.expected == Some(log.bytes) {
+                            log.ended = true;
+                        }
                     }
                 }
                 Some(Err(err)) => {

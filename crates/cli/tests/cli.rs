@@ -273,11 +273,17 @@ fn echo_of_one_gib_keeps_server_memory_bounded() {
         if n == 0 {
             break;
         }
-        assert!(buf[..n].iter().all(|b| *b == 0x5a), "echo corrupted the body");
+        assert!(
+            buf[..n].iter().all(|b| *b == 0x5a),
+            "echo corrupted the body"
+        );
         received += n as u64;
     }
     writer.join().unwrap();
     assert_eq!(received, TOTAL);
     let peak = peak_rss_kib(served.child.id());
-    assert!(peak < 100 * 1024, "server peak RSS {peak} KiB for a 1 GiB echo");
+    assert!(
+        peak < 100 * 1024,
+        "server peak RSS {peak} KiB for a 1 GiB echo"
+    );
 }

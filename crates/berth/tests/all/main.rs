@@ -9,5 +9,6 @@
 
 mod failures;
 mod hardening;
+mod interop;
 mod serving;
 mod support;

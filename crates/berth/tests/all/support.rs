@@ -48,8 +48,11 @@ impl TestServer {
     }
 
     pub async fn start_with(component: &str, config: RuntimeConfig) -> Self {
-        let runtime =
-            Runtime::new(config, &fixture(component), component).expect("component loads");
+        Self::start_bytes(&fixture(component), component, config).await
+    }
+
+    pub async fn start_bytes(bytes: &[u8], what: &str, config: RuntimeConfig) -> Self {
+        let runtime = Runtime::new(config, bytes, what).expect("component loads");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let service = WasiHttpService::new(runtime, addr.to_string().parse().unwrap());
