@@ -8,6 +8,8 @@
 //! timeout. When the task ends, the store is dropped, which aborts any body
 //! the guest did not finish.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use berth_http::p2::{IncomingRequest, ResponseOutparam};
@@ -49,8 +51,14 @@ fn new_store(
             Err(CpuLimitExceeded.into())
         } else {
             // Yield to the async runtime every tick so a busy guest never
-            // holds a worker thread.
-            Ok(UpdateDeadline::Yield(1))
+            // holds a worker thread. tokio's `yield_now` defers the wake-up
+            // until the scheduler has polled its I/O and timer driver, so
+            // looping guests cannot delay other connections' events (a plain
+            // re-wake would let them run for up to 61 scheduler ticks first).
+            Ok(UpdateDeadline::YieldCustom(
+                1,
+                Box::pin(tokio::task::yield_now()),
+            ))
         }
     });
     store.set_epoch_deadline(1);
@@ -71,10 +79,12 @@ pub(crate) async fn handle(
     component: &LoadedComponent,
     config: &RuntimeConfig,
     http: HttpCtx,
+    live: &Arc<AtomicUsize>,
     request_id: u64,
     request: http::Request<HostBody>,
 ) -> Result<http::Response<GuestBody>, HandleError> {
     let started = Instant::now();
+    let live = LiveGuard::new(live);
     let deadline = tokio::time::Instant::now() + config.wall_time_limit;
     let wall = config.wall_time_limit;
     let mut store = new_store(engine, config, http, request_id);
@@ -111,15 +121,22 @@ pub(crate) async fn handle(
             Ok(Err(err)) => Outcome::Failed(err),
             Err(_) => Outcome::Failed(HandleError::Timeout(wall)),
         };
-        // The store (and with it every unfinished body) is dropped here.
+        // The store, and with it every unfinished body, goes first; then the
+        // instance stops counting as live.
+        drop(store);
+        drop(live);
         outcome
     };
     let mut task = tokio::spawn(guest);
+    // If the caller stops waiting before the head arrives (the client went
+    // away, HTTP/2 reset), the guest's work is cancelled with it.
+    let mut cancel_on_drop = CancelOnDrop(Some(task.abort_handle()));
 
     tokio::select! {
         biased;
         head = &mut response => match head {
             Ok(result) => {
+                cancel_on_drop.disarm();
                 // The guest goes on (usually writing the body); report how it
                 // ends once it does.
                 tokio::spawn(async move {
@@ -145,6 +162,39 @@ pub(crate) async fn handle(
                 Err(_) => Err(outcome_without_response(outcome)),
             }
         }
+    }
+}
+
+/// Aborts the guest task when dropped, unless disarmed.
+struct CancelOnDrop(Option<tokio::task::AbortHandle>);
+
+impl CancelOnDrop {
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(handle) = self.0.take() {
+            handle.abort();
+        }
+    }
+}
+
+/// Counts a live instance (store) for as long as it exists.
+pub(crate) struct LiveGuard(Arc<AtomicUsize>);
+
+impl LiveGuard {
+    pub(crate) fn new(live: &Arc<AtomicUsize>) -> Self {
+        live.fetch_add(1, Ordering::Relaxed);
+        Self(live.clone())
+    }
+}
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

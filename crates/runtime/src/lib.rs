@@ -23,7 +23,7 @@ pub mod stdio;
 pub mod store;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use berth_http::{GuestBody, HostBody, HttpCtx};
 use wasmtime::Engine;
@@ -45,6 +45,7 @@ struct Inner {
     config: RuntimeConfig,
     http: HttpCtx,
     next_request_id: AtomicU64,
+    live_instances: Arc<AtomicUsize>,
     _ticker: engine::EpochTicker,
 }
 
@@ -69,6 +70,7 @@ impl Runtime {
                 config,
                 http,
                 next_request_id: AtomicU64::new(1),
+                live_instances: Arc::new(AtomicUsize::new(0)),
                 _ticker: ticker,
             }),
         })
@@ -82,6 +84,13 @@ impl Runtime {
     /// The configuration in effect.
     pub fn config(&self) -> &RuntimeConfig {
         &self.inner.config
+    }
+
+    /// Guest instances (stores) alive right now: running, streaming a body,
+    /// or being torn down. Returns to 0 when the server is idle; tests use it
+    /// to prove nothing leaks.
+    pub fn live_instances(&self) -> usize {
+        self.inner.live_instances.load(Ordering::Relaxed)
     }
 
     /// A new request id, unique within this runtime.
@@ -102,6 +111,7 @@ impl Runtime {
             &inner.component,
             &inner.config,
             inner.http.clone(),
+            &inner.live_instances,
             request_id,
             request,
         )

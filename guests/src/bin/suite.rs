@@ -84,6 +84,26 @@ impl wasip2::exports::http::incoming_handler::Guest for Suite {
                 }
             }
             "/outgoing" => outgoing(out),
+            "/recurse" => {
+                #[allow(unconditional_recursion, reason = "recurses until the stack overflows")]
+                fn deep(n: u64) -> u64 {
+                    let pad = std::hint::black_box([n; 64]);
+                    deep(n + 1) + pad[3]
+                }
+                let depth = deep(0);
+                respond(out, 200, &[], format!("{depth}").as_bytes());
+            }
+            "/resources" => {
+                // Never dropped: the host's resource-table cap must stop this.
+                let mut kept = Vec::new();
+                loop {
+                    kept.push(Fields::new());
+                    if kept.len() == usize::MAX {
+                        break;
+                    }
+                }
+                respond(out, 200, &[], b"unreachable\n");
+            }
             "/final-1xx" => {
                 let resp = OutgoingResponse::new(Fields::new());
                 resp.set_status_code(101).unwrap();

@@ -79,6 +79,63 @@ async fn memory_bomb_fails_cleanly() {
 }
 
 #[tokio::test]
+async fn deep_recursion_traps_cleanly() {
+    let server = TestServer::start("suite").await;
+    assert_eq!(status_and_body(&server, Proto::H1, "/recurse").await.0, 500);
+    assert_eq!(status_and_body(&server, Proto::H1, "/hello").await.0, 200);
+    server.assert_idle().await;
+}
+
+#[tokio::test]
+async fn resource_flood_hits_the_table_cap() {
+    let config = berth::RuntimeConfig {
+        resource_limit: 1000,
+        ..test_config()
+    };
+    let server = TestServer::start_with("suite", config).await;
+    assert_eq!(
+        status_and_body(&server, Proto::H2, "/resources").await.0,
+        500
+    );
+    assert_eq!(status_and_body(&server, Proto::H2, "/fields").await.0, 200);
+    server.assert_idle().await;
+}
+
+#[tokio::test]
+async fn client_disconnect_cancels_the_guest() {
+    let server = TestServer::start("suite").await;
+    for path in ["/never", "/loop"] {
+        let url = server.url(path);
+        let addr = server.addr;
+        let pending = tokio::spawn(async move {
+            let req = for_proto(request("GET", &url, empty()), Proto::H1);
+            let _ = try_send(addr, Proto::H1, req).await;
+        });
+        // On this single-threaded test runtime the guest (a tight loop for
+        // "/loop") shares the thread with the test: its epoch yields must
+        // let the timer below fire.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(
+            server.runtime.live_instances(),
+            1,
+            "{path} should be running"
+        );
+        // Dropping the client connection drops the request future.
+        pending.abort();
+        let _ = pending.await;
+        // Well before the 3 s wall-clock limit, the instance is gone.
+        let started = Instant::now();
+        server.assert_idle().await;
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{path}: {:?}",
+            started.elapsed()
+        );
+    }
+    assert_eq!(status_and_body(&server, Proto::H1, "/hello").await.0, 200);
+}
+
+#[tokio::test]
 async fn fields_flood_is_bounded() {
     let server = TestServer::start("suite").await;
     // 0.2 has no size error: the host traps the guest (documented), so 500.
@@ -147,6 +204,7 @@ async fn healthy_clients_are_unaffected_by_hostile_guests() {
     for h in hostile {
         h.await.unwrap();
     }
+    server.assert_idle().await;
 }
 
 #[tokio::test]

@@ -119,3 +119,29 @@ async fn upgrade_requests_never_get_101() {
     .await;
     assert_eq!(status_line(&resp), "HTTP/1.1 200 OK", "{resp}");
 }
+
+#[tokio::test]
+async fn slowloris_headers_are_cut_off() {
+    // The test server's header read timeout is 2 s.
+    let server = TestServer::start("suite").await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream
+        .write_all(b"GET /hello HTTP/1.1\r\nhost: a\r\n")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut buf),
+    )
+    .await;
+    assert!(read.is_ok(), "connection still open after 10 s");
+    assert!(started.elapsed() >= std::time::Duration::from_secs(1));
+    let text = String::from_utf8_lossy(&buf);
+    assert!(
+        text.is_empty() || text.starts_with("HTTP/1.1 408"),
+        "{text}"
+    );
+    assert_eq!(get(&server, Proto::H1, "/hello").await.0, 200);
+}

@@ -38,6 +38,7 @@ pub fn test_config() -> RuntimeConfig {
 /// A running server; stops (gracefully) when dropped.
 pub struct TestServer {
     pub addr: SocketAddr,
+    pub runtime: Runtime,
     stop: Option<oneshot::Sender<()>>,
     done: Option<tokio::task::JoinHandle<()>>,
 }
@@ -55,7 +56,7 @@ impl TestServer {
         let runtime = Runtime::new(config, bytes, what).expect("component loads");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let service = WasiHttpService::new(runtime, addr.to_string().parse().unwrap());
+        let service = WasiHttpService::new(runtime.clone(), addr.to_string().parse().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
         let server_config = ServerConfig {
             drain_timeout: Duration::from_secs(5),
@@ -70,6 +71,7 @@ impl TestServer {
         });
         Self {
             addr,
+            runtime,
             stop: Some(stop),
             done: Some(done),
         }
@@ -77,6 +79,21 @@ impl TestServer {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// Waits until no guest instance is alive (every store was dropped):
+    /// the "nothing leaked" oracle run after hostile cases.
+    pub async fn assert_idle(&self) {
+        for _ in 0..100 {
+            if self.runtime.live_instances() == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "{} guest instances still alive",
+            self.runtime.live_instances()
+        );
     }
 
     /// Stops accepting and waits for the drain to finish.
