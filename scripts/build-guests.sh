@@ -14,4 +14,5 @@ for wasm in demo suite command; do
   cp "$built/$wasm.wasm" "$out/$wasm.wasm"
 done
 cp "$built/berth-guest-legacy.wasm" "$out/legacy.wasm"
+cp "$built/berth-guest-informational.wasm" "$out/informational.wasm"
 ls -l "$out"

@@ -282,3 +282,14 @@ async fn demo_component_describes_the_request() {
     );
     assert!(body.contains("berth"));
 }
+
+#[tokio::test]
+async fn send_informational_returns_an_error_and_never_traps() {
+    let server = TestServer::start("informational").await;
+    for proto in PROTOS {
+        let (status, body) = get(&server, proto, "/").await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body.starts_with("informational refused: ErrorCode::InternalError"), "{body}");
+        assert!(body.contains("not supported by this host"), "{body}");
+    }
+}
