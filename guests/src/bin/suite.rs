@@ -84,6 +84,19 @@ impl wasip2::exports::http::incoming_handler::Guest for Suite {
                 }
             }
             "/outgoing" => outgoing(out),
+            "/sandbox" => {
+                // No ambient authority: no preopened directories, no sockets.
+                let fs = match std::fs::read_dir("/") {
+                    Ok(_) => "fs=open".to_string(),
+                    Err(e) => format!("fs=denied ({:?})", e.kind()),
+                };
+                let net = match std::net::TcpStream::connect("127.0.0.1:9") {
+                    Ok(_) => "net=open".to_string(),
+                    Err(e) => format!("net=denied ({:?})", e.kind()),
+                };
+                let cwd = std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_else(|_| "none".into());
+                respond(out, 200, &[], format!("{fs}\n{net}\ncwd={cwd}\n").as_bytes());
+            }
             "/recurse" => {
                 #[allow(unconditional_recursion, reason = "recurses until the stack overflows")]
                 fn deep(n: u64) -> u64 {

@@ -145,3 +145,31 @@ async fn slowloris_headers_are_cut_off() {
     );
     assert_eq!(get(&server, Proto::H1, "/hello").await.0, 200);
 }
+
+#[tokio::test]
+async fn too_many_headers_are_refused() {
+    let server = TestServer::start("suite").await;
+    let mut req = String::from("GET /info HTTP/1.1\r\nhost: a\r\n");
+    for i in 0..150 {
+        req.push_str(&format!("x-h{i}: v\r\n"));
+    }
+    req.push_str("\r\n");
+    let resp = raw(&server, req.as_bytes()).await;
+    assert!(resp.starts_with("HTTP/1.1 431"), "{}", status_line(&resp));
+}
+
+#[tokio::test]
+async fn very_long_uris_are_refused() {
+    let server = TestServer::start("suite").await;
+    let req = format!(
+        "GET /info?{} HTTP/1.1\r\nhost: a\r\n\r\n",
+        "q".repeat(70 * 1024)
+    );
+    let resp = raw(&server, req.as_bytes()).await;
+    let status = status_line(&resp);
+    assert!(
+        resp.is_empty() || status.starts_with("HTTP/1.1 414") || status.starts_with("HTTP/1.1 431"),
+        "{status}"
+    );
+    assert_eq!(get(&server, Proto::H1, "/hello").await.0, 200);
+}

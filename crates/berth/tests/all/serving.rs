@@ -289,7 +289,20 @@ async fn send_informational_returns_an_error_and_never_traps() {
     for proto in PROTOS {
         let (status, body) = get(&server, proto, "/").await;
         assert_eq!(status, 200, "{body}");
-        assert!(body.starts_with("informational refused: ErrorCode::InternalError"), "{body}");
+        assert!(
+            body.starts_with("informational refused: ErrorCode::InternalError"),
+            "{body}"
+        );
         assert!(body.contains("not supported by this host"), "{body}");
     }
+}
+
+#[tokio::test]
+async fn guests_have_no_filesystem_or_network_authority() {
+    let server = TestServer::start("suite").await;
+    let (status, body) = get(&server, Proto::H1, "/sandbox").await;
+    assert_eq!(status, 200);
+    // No preopens: nothing to open. No network: connect is refused by policy.
+    assert!(body.contains("fs=denied"), "{body}");
+    assert!(body.contains("net=denied (PermissionDenied)"), "{body}");
 }
