@@ -46,8 +46,9 @@ fn new_store(
         }
         Ok(())
     });
-    store.epoch_deadline_callback(|ctx| {
-        if ctx.data().cpu.exhausted() {
+    store.epoch_deadline_callback(|mut ctx| {
+        let cpu = &mut ctx.data_mut().cpu;
+        if cpu.exhausted() {
             Err(CpuLimitExceeded.into())
         } else {
             // Yield to the async runtime every tick so a busy guest never

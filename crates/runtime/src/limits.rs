@@ -1,5 +1,7 @@
 //! Per-instance limits: memory (summed over all memories) and CPU time.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use wasmtime::ResourceLimiter;
@@ -62,12 +64,19 @@ impl ResourceLimiter for InstanceLimiter {
 
 /// Measures time spent executing guest code (between entering wasm and
 /// leaving it for the host), which is what the CPU limit bounds. Time the
-/// guest spends blocked in host calls does not count.
+/// guest spends blocked in host calls does not count, and neither does time
+/// it spends parked after an epoch yield waiting for a worker thread (so a
+/// busy server does not charge guests for each other's CPU).
 #[derive(Debug)]
 pub struct CpuMeter {
     budget: Duration,
     used: Duration,
     entered: Option<Instant>,
+    base: Instant,
+    /// When the guest resumed after a yield, as nanoseconds since `base` + 1
+    /// (0: not resumed). Written by the yield future, which has no access
+    /// to the store.
+    resumed: Arc<AtomicU64>,
 }
 
 impl CpuMeter {
@@ -77,11 +86,21 @@ impl CpuMeter {
             budget,
             used: Duration::ZERO,
             entered: None,
+            base: Instant::now(),
+            resumed: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    fn take_resume(&mut self) {
+        let resumed = self.resumed.swap(0, Ordering::Relaxed);
+        if resumed != 0 && self.entered.is_none() {
+            self.entered = Some(self.base + Duration::from_nanos(resumed - 1));
         }
     }
 
     /// The guest starts (or resumes) running.
     pub fn enter(&mut self) {
+        self.take_resume();
         if self.entered.is_none() {
             self.entered = Some(Instant::now());
         }
@@ -89,18 +108,34 @@ impl CpuMeter {
 
     /// The guest stops running (calls the host or returns).
     pub fn exit(&mut self) {
+        self.take_resume();
         if let Some(start) = self.entered.take() {
             self.used += start.elapsed();
         }
     }
 
+    /// The guest yields its thread; the returned future, awaited by wasmtime
+    /// before resuming the guest, yields to the async runtime and restarts
+    /// the clock when the guest gets a thread again.
+    pub fn yield_now(&mut self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        self.exit();
+        let resumed = self.resumed.clone();
+        let base = self.base;
+        async move {
+            tokio::task::yield_now().await;
+            let nanos = u64::try_from(base.elapsed().as_nanos()).unwrap_or(u64::MAX - 1);
+            resumed.store(nanos + 1, Ordering::Relaxed);
+        }
+    }
+
     /// Guest execution time so far, including the current run.
-    pub fn used(&self) -> Duration {
+    pub fn used(&mut self) -> Duration {
+        self.take_resume();
         self.used + self.entered.map_or(Duration::ZERO, |s| s.elapsed())
     }
 
     /// Whether the budget is spent.
-    pub fn exhausted(&self) -> bool {
+    pub fn exhausted(&mut self) -> bool {
         self.used() > self.budget
     }
 
@@ -133,5 +168,20 @@ mod tests {
         assert!(!m.exhausted());
         m.used = Duration::from_millis(6);
         assert!(m.exhausted());
+    }
+
+    #[tokio::test]
+    async fn time_parked_after_a_yield_is_not_charged() {
+        let mut m = CpuMeter::new(Duration::from_secs(1));
+        m.enter();
+        let resume = m.yield_now();
+        let used_at_yield = m.used();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Still parked: the clock is stopped.
+        assert!(m.used() - used_at_yield < Duration::from_millis(5));
+        resume.await;
+        std::thread::sleep(Duration::from_millis(20));
+        // Running again: the clock runs.
+        assert!(m.used() - used_at_yield >= Duration::from_millis(20));
     }
 }
