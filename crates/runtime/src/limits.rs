@@ -117,7 +117,7 @@ impl CpuMeter {
     /// The guest yields its thread; the returned future, awaited by wasmtime
     /// before resuming the guest, yields to the async runtime and restarts
     /// the clock when the guest gets a thread again.
-    pub fn yield_now(&mut self) -> impl std::future::Future<Output = ()> + Send + 'static {
+    pub fn yield_now(&mut self) -> impl Future<Output = ()> + Send + 'static {
         self.exit();
         let resumed = self.resumed.clone();
         let base = self.base;
