@@ -1,6 +1,7 @@
 //! Per-store `wasi:http` state and the view host impls work through.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 
 use wasmtime::component::{HasData, ResourceTable};
 
@@ -8,20 +9,54 @@ use crate::fields::DEFAULT_FIELDS_SIZE_LIMIT;
 use crate::outbound::OutboundClient;
 
 /// The `wasi:http` part of a store's data: limits and the outbound seam.
-#[derive(Clone)]
+///
+/// Cloning gives a fresh per-invocation state (counters start at zero).
 pub struct HttpCtx {
     /// Bound on each guest-built `fields` block, in accounted bytes.
     pub fields_size_limit: usize,
     /// Sends the guest's outgoing requests. `None` denies all of them with
     /// `HTTP-request-denied` (egress is deny-by-default).
     pub outbound: Option<Arc<dyn OutboundClient>>,
+    /// Most outgoing requests one invocation may send in total.
+    pub max_outgoing_requests: u32,
+    /// Most outgoing requests one invocation may have waiting for a
+    /// response head at once.
+    pub max_concurrent_outgoing: usize,
+    /// Outgoing requests sent so far by this invocation.
+    pub(crate) outgoing_sent: u32,
+    /// Outgoing requests of this invocation still waiting for a response.
+    pub(crate) outgoing_in_flight: Arc<AtomicUsize>,
 }
+
+/// Default cap on outgoing requests per invocation (50).
+pub const DEFAULT_MAX_OUTGOING_REQUESTS: u32 = 50;
+
+/// Default cap on concurrent outgoing requests per invocation (6, as
+/// browsers allow per origin).
+pub const DEFAULT_MAX_CONCURRENT_OUTGOING: usize = 6;
 
 impl Default for HttpCtx {
     fn default() -> Self {
         Self {
             fields_size_limit: DEFAULT_FIELDS_SIZE_LIMIT,
             outbound: None,
+            max_outgoing_requests: DEFAULT_MAX_OUTGOING_REQUESTS,
+            max_concurrent_outgoing: DEFAULT_MAX_CONCURRENT_OUTGOING,
+            outgoing_sent: 0,
+            outgoing_in_flight: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+}
+
+impl Clone for HttpCtx {
+    fn clone(&self) -> Self {
+        Self {
+            fields_size_limit: self.fields_size_limit,
+            outbound: self.outbound.clone(),
+            max_outgoing_requests: self.max_outgoing_requests,
+            max_concurrent_outgoing: self.max_concurrent_outgoing,
+            outgoing_sent: 0,
+            outgoing_in_flight: Arc::new(AtomicUsize::new(0)),
         }
     }
 }
@@ -31,7 +66,9 @@ impl std::fmt::Debug for HttpCtx {
         f.debug_struct("HttpCtx")
             .field("fields_size_limit", &self.fields_size_limit)
             .field("outbound", &self.outbound.is_some())
-            .finish()
+            .field("max_outgoing_requests", &self.max_outgoing_requests)
+            .field("max_concurrent_outgoing", &self.max_concurrent_outgoing)
+            .finish_non_exhaustive()
     }
 }
 

@@ -25,7 +25,7 @@ pub mod store;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use berth_http::{GuestBody, HostBody, HttpCtx};
+use berth_http::{GuestBody, HostBody, HttpCtx, OutboundClient};
 use wasmtime::Engine;
 
 pub use component::{LoadedComponent, World};
@@ -49,20 +49,66 @@ struct Inner {
     _ticker: engine::EpochTicker,
 }
 
-impl Runtime {
+/// Builds a [`Runtime`] with optional parts (an outbound client).
+#[derive(Default)]
+pub struct RuntimeBuilder {
+    config: RuntimeConfig,
+    outbound: Option<Arc<dyn OutboundClient>>,
+}
+
+impl std::fmt::Debug for RuntimeBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuntimeBuilder")
+            .field("config", &self.config)
+            .field("outbound", &self.outbound.is_some())
+            .finish()
+    }
+}
+
+impl RuntimeBuilder {
+    /// Lets guests send outgoing requests through `client`. Without one,
+    /// every outgoing request is denied (`HTTP-request-denied`).
+    pub fn outbound(mut self, client: Arc<dyn OutboundClient>) -> Self {
+        self.outbound = Some(client);
+        self
+    }
+
     /// Compiles and links `bytes`; `what` names it in errors (a path, or
     /// "the built-in demo").
+    pub fn build(self, bytes: &[u8], what: &str) -> Result<Runtime, LoadError> {
+        Runtime::load(self.config, self.outbound, bytes, what)
+    }
+}
+
+impl Runtime {
+    /// A builder for a runtime with `config`.
+    pub fn builder(config: RuntimeConfig) -> RuntimeBuilder {
+        RuntimeBuilder {
+            config,
+            outbound: None,
+        }
+    }
+
+    /// Compiles and links `bytes` with no outbound client (all outgoing
+    /// requests denied); `what` names it in errors.
     pub fn new(config: RuntimeConfig, bytes: &[u8], what: &str) -> Result<Self, LoadError> {
+        Self::load(config, None, bytes, what)
+    }
+
+    fn load(
+        config: RuntimeConfig,
+        outbound: Option<Arc<dyn OutboundClient>>,
+        bytes: &[u8],
+        what: &str,
+    ) -> Result<Self, LoadError> {
         let engine = engine::build_engine(&config)?;
         let linker = component::build_linker(&engine)?;
         let component = component::load(&engine, &linker, bytes, what)?;
         let ticker = engine::EpochTicker::start(engine.clone(), config.epoch_tick)
             .map_err(LoadError::Ticker)?;
-        // No outbound client yet: guests' outgoing requests are denied.
-        let http = HttpCtx {
-            fields_size_limit: config.fields_size_limit,
-            outbound: None,
-        };
+        let mut http = HttpCtx::default();
+        http.fields_size_limit = config.fields_size_limit;
+        http.outbound = outbound;
         Ok(Self {
             inner: Arc::new(Inner {
                 engine,

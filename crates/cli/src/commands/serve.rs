@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -37,9 +38,46 @@ pub(crate) struct ServeCommand {
     #[arg(long, value_name = "MIB", default_value_t = (berth_runtime::config::DEFAULT_MEMORY_LIMIT >> 20) as u64)]
     memory_limit_mib: u64,
 
+    /// Let guests send requests to HOST[:PORT] (repeatable). Patterns:
+    /// `api.example.com`, `*.example.com`, `*`, or an IP (`127.0.0.1:8080`).
+    /// Outgoing requests are denied unless allowed; private, loopback and
+    /// link-local addresses are refused unless named by IP.
+    #[arg(long = "allow-outbound", value_name = "PATTERN")]
+    allow_outbound: Vec<berth::outbound::HostPattern>,
+
+    /// Trust the CA certificates in this PEM file for outgoing HTTPS
+    /// (repeatable), besides the webpki and system roots.
+    #[arg(long = "ca-file", value_name = "PATH")]
+    ca_files: Vec<PathBuf>,
+
+    /// Reach HOST[:PORT] with cleartext HTTP/2 (h2c prior knowledge).
+    #[arg(long = "h2c-outbound", value_name = "PATTERN")]
+    h2c_outbound: Vec<berth::outbound::HostPattern>,
+
+    /// Default connect timeout for outgoing requests, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = berth::outbound::config::DEFAULT_CONNECT_TIMEOUT.as_millis() as u64)]
+    outbound_connect_timeout_ms: u64,
+
+    /// Default first-byte timeout for outgoing requests, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = berth::outbound::config::DEFAULT_FIRST_BYTE_TIMEOUT.as_millis() as u64)]
+    outbound_first_byte_timeout_ms: u64,
+
+    /// Default between-bytes timeout for outgoing responses, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = berth::outbound::config::DEFAULT_BETWEEN_BYTES_TIMEOUT.as_millis() as u64)]
+    outbound_between_bytes_timeout_ms: u64,
+
     /// Seconds in-flight requests get to finish after SIGINT/SIGTERM.
     #[arg(long, value_name = "SECS", default_value_t = berth::config::DEFAULT_DRAIN_TIMEOUT.as_secs())]
     drain_timeout_secs: u64,
+}
+
+/// This server's `CDN-Loop` identity: unique per process, so chains of
+/// different berth servers are not mistaken for loops.
+fn loop_identity() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("berth-{:x}{:08x}", std::process::id(), nanos)
 }
 
 fn berth_runtime_default_cpu_ms() -> u64 {
@@ -92,7 +130,20 @@ impl ServeCommand {
                 "the built-in demo component".to_owned(),
             ),
         };
-        let runtime = Runtime::new(runtime_config, &bytes, &what)?;
+        let outbound = berth::outbound::OutboundConfig {
+            allow: self.allow_outbound.clone(),
+            ca_files: self.ca_files.clone(),
+            h2c_hosts: self.h2c_outbound.clone(),
+            connect_timeout: Duration::from_millis(self.outbound_connect_timeout_ms),
+            first_byte_timeout: Duration::from_millis(self.outbound_first_byte_timeout_ms),
+            between_bytes_timeout: Duration::from_millis(self.outbound_between_bytes_timeout_ms),
+            loop_identity: loop_identity(),
+            ..Default::default()
+        };
+        let client = berth::outbound::DefaultClient::new(outbound)?;
+        let runtime = Runtime::builder(runtime_config)
+            .outbound(Arc::new(client))
+            .build(&bytes, &what)?;
         tracing::info!(component = %what, world = ?runtime.world(), "component loaded");
 
         let tokio = tokio::runtime::Builder::new_multi_thread()

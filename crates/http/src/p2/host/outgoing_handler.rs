@@ -1,5 +1,8 @@
 //! `wasi:http/outgoing-handler@0.2`: validate, then hand to the outbound seam.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use http::uri::{Scheme, Uri};
 use http_body_util::BodyExt;
 use wasmtime::component::Resource;
@@ -31,7 +34,23 @@ impl outgoing_handler::Host for HttpCtxView<'_> {
             );
             return Err(HttpError::Code(ErrorCode::HttpRequestDenied));
         };
-        let task = tokio::spawn(client.send(request, timeouts));
+        let ctx = &mut *self.ctx;
+        if ctx.outgoing_sent >= ctx.max_outgoing_requests {
+            tracing::info!(
+                limit = ctx.max_outgoing_requests,
+                "outgoing request refused: per-request total reached"
+            );
+            return Err(HttpError::Code(ErrorCode::ConnectionLimitReached));
+        }
+        let in_flight = InFlight::try_new(&ctx.outgoing_in_flight, ctx.max_concurrent_outgoing)
+            .ok_or(HttpError::Code(ErrorCode::ConnectionLimitReached))?;
+        ctx.outgoing_sent += 1;
+        let send = client.send(request, timeouts);
+        let task = tokio::spawn(async move {
+            let result = send.await;
+            drop(in_flight);
+            result
+        });
         Ok(self.table.push(FutureIncomingResponse {
             state: FutureResponseState::Pending(task),
         })?)
@@ -72,4 +91,24 @@ fn into_http_request(
     *out.uri_mut() = uri;
     *out.headers_mut() = std::mem::take(&mut request.headers);
     Ok(out)
+}
+
+/// Counts one outgoing request waiting for its response head.
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn try_new(count: &Arc<AtomicUsize>, max: usize) -> Option<Self> {
+        count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Self(count.clone()))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }

@@ -1,0 +1,336 @@
+//! `DefaultClient`: the production [`OutboundClient`].
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+
+use berth_http::body::host_body;
+use berth_http::outbound::ResponseFuture;
+use berth_http::{ErrorCode, HostBody, OutboundClient, RequestTimeouts};
+use http::uri::Scheme;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls_pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::body::UpstreamBody;
+use crate::config::{OutboundConfig, Timeouts};
+use crate::dial::{Dial, Resolve, SystemResolver, TcpDialer};
+use crate::error::{connect_error, dns_error, request_error, tls_error};
+use crate::policy::{EgressPolicy, HostPattern};
+use crate::pool::{Origin, Pool, Sender};
+use crate::tls::{TlsConfigError, client_config};
+
+/// Largest response head accepted from an upstream (64 KiB).
+pub const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+
+/// The `CDN-Loop` header (RFC 8586) used for loop detection.
+const CDN_LOOP: &str = "cdn-loop";
+
+/// Sends guests' requests: pooled, HTTP/1.1 and HTTP/2, TLS, egress policy.
+#[derive(Clone)]
+pub struct DefaultClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: OutboundConfig,
+    /// Origins known to speak HTTP/2 (h2c by configuration, or ALPN seen):
+    /// concurrent first requests to them share one new connection.
+    h2_origins: Mutex<HashSet<Origin>>,
+    /// Per-origin locks held while connecting to an HTTP/2 origin.
+    connecting: Mutex<HashMap<Origin, Arc<tokio::sync::Mutex<()>>>>,
+    policy: EgressPolicy,
+    tls: tokio_rustls::TlsConnector,
+    pool: Pool,
+    resolver: Arc<dyn Resolve>,
+    dialer: Arc<dyn Dial>,
+}
+
+impl std::fmt::Debug for DefaultClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DefaultClient")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DefaultClient {
+    /// A client for `config` with the system resolver and plain TCP.
+    pub fn new(config: OutboundConfig) -> Result<Self, TlsConfigError> {
+        Self::with_hooks(config, Arc::new(SystemResolver), Arc::new(TcpDialer))
+    }
+
+    /// A client with its own resolver and dialer (tests; embedders with
+    /// their own network stack).
+    pub fn with_hooks(
+        config: OutboundConfig,
+        resolver: Arc<dyn Resolve>,
+        dialer: Arc<dyn Dial>,
+    ) -> Result<Self, TlsConfigError> {
+        let tls = client_config(&config.ca_files, config.system_roots)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                h2_origins: Mutex::new(HashSet::new()),
+                connecting: Mutex::new(HashMap::new()),
+                policy: EgressPolicy::new(config.allow.clone()),
+                pool: Pool::new(config.pool_idle_timeout, config.max_connections_per_origin),
+                tls: tokio_rustls::TlsConnector::from(tls),
+                resolver,
+                dialer,
+                config,
+            }),
+        })
+    }
+
+    /// Connections held by the pool (busy or idle).
+    pub fn pooled_connections(&self) -> usize {
+        self.inner.pool.len()
+    }
+}
+
+impl OutboundClient for DefaultClient {
+    fn send(&self, request: http::Request<HostBody>, timeouts: RequestTimeouts) -> ResponseFuture {
+        let inner = self.inner.clone();
+        Box::pin(async move { inner.send(request, timeouts).await })
+    }
+}
+
+fn h2c_allowed(patterns: &[HostPattern], host: &str, port: u16) -> bool {
+    EgressPolicy::new(patterns.to_vec())
+        .check_authority(host, port)
+        .is_ok()
+}
+
+impl Inner {
+    async fn send(
+        &self,
+        mut request: http::Request<HostBody>,
+        asked: RequestTimeouts,
+    ) -> Result<http::Response<HostBody>, ErrorCode> {
+        let timeouts = self.config.timeouts(asked);
+        let uri = request.uri().clone();
+        let https = match uri.scheme() {
+            Some(s) if *s == Scheme::HTTPS => true,
+            Some(s) if *s == Scheme::HTTP => false,
+            _ => return Err(ErrorCode::HttpProtocolError),
+        };
+        let authority = uri.authority().ok_or(ErrorCode::HttpRequestUriInvalid)?;
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
+        self.policy.check_authority(&host, port)?;
+        self.mark_loop(&mut request)?;
+
+        let origin = Origin { https, host, port };
+        let sender = self.sender_for(&origin, &timeouts).await?;
+        let response = self
+            .dispatch(origin, sender, request, authority.as_str(), &timeouts)
+            .await?;
+        let head_size = berth_http::fields::fields_size(response.headers());
+        if head_size > MAX_RESPONSE_HEAD {
+            return Err(ErrorCode::HttpResponseHeaderSize(Default::default()));
+        }
+        Ok(response.map(|body| host_body(UpstreamBody::new(body, timeouts.between_bytes))))
+    }
+
+    fn expects_h2(&self, origin: &Origin) -> bool {
+        (!origin.https && h2c_allowed(&self.config.h2c_hosts, &origin.host, origin.port))
+            || lock(&self.h2_origins).contains(origin)
+    }
+
+    /// A pooled sender, or a new connection. For HTTP/2 origins, concurrent
+    /// callers wait for one connection instead of each opening their own.
+    async fn sender_for(&self, origin: &Origin, timeouts: &Timeouts) -> Result<Sender, ErrorCode> {
+        if let Some(sender) = self.pool.checkout(origin) {
+            return Ok(sender);
+        }
+        if !self.expects_h2(origin) {
+            return self.connect(origin, timeouts).await;
+        }
+        let gate = lock(&self.connecting)
+            .entry(origin.clone())
+            .or_default()
+            .clone();
+        let _connecting = gate.lock().await;
+        if let Some(sender) = self.pool.checkout(origin) {
+            return Ok(sender);
+        }
+        let sender = self.connect(origin, timeouts).await?;
+        if let Sender::H2(s) = &sender {
+            self.pool.checkin(origin.clone(), Sender::H2(s.clone()));
+        }
+        Ok(sender)
+    }
+
+    /// Refuses a request that already passed through this server, and
+    /// marks the ones that leave.
+    fn mark_loop(&self, request: &mut http::Request<HostBody>) -> Result<(), ErrorCode> {
+        let identity = &self.config.loop_identity;
+        let seen = request
+            .headers()
+            .get_all(CDN_LOOP)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|entry| {
+                entry
+                    .split(';')
+                    .next()
+                    .is_some_and(|id| id.trim() == identity)
+            });
+        if seen {
+            return Err(ErrorCode::LoopDetected);
+        }
+        let value =
+            http::HeaderValue::from_str(identity).map_err(|_| ErrorCode::ConfigurationError)?;
+        request.headers_mut().append(CDN_LOOP, value);
+        Ok(())
+    }
+
+    /// Resolves, checks every address against the policy, then dials the
+    /// first allowed one (TLS and ALPN for https).
+    async fn connect(&self, origin: &Origin, timeouts: &Timeouts) -> Result<Sender, ErrorCode> {
+        let addrs: Vec<SocketAddr> = match origin.host.parse::<IpAddr>() {
+            Ok(ip) => vec![SocketAddr::new(ip, origin.port)],
+            Err(_) => {
+                let lookup = self.resolver.resolve(&origin.host, origin.port);
+                match tokio::time::timeout(timeouts.connect, lookup).await {
+                    Err(_) => return Err(ErrorCode::DnsTimeout),
+                    Ok(Err(err)) => return Err(dns_error(&err)),
+                    Ok(Ok(addrs)) => addrs,
+                }
+            }
+        };
+        if addrs.is_empty() {
+            return Err(ErrorCode::DestinationNotFound);
+        }
+        let mut allowed = Vec::new();
+        let mut refusal = None;
+        for addr in addrs {
+            match self.policy.check_ip(addr.ip()) {
+                Ok(()) => allowed.push(addr),
+                Err(code) => refusal = Some(code),
+            }
+        }
+        if allowed.is_empty() {
+            tracing::info!(host = %origin.host, "outgoing request refused: destination address prohibited");
+            return Err(refusal.unwrap_or(ErrorCode::DestinationIpProhibited));
+        }
+
+        let dial = async {
+            let mut last = ErrorCode::ConnectionRefused;
+            for addr in allowed {
+                match self.dialer.dial(addr).await {
+                    Ok(stream) => return Ok(stream),
+                    Err(err) => last = connect_error(&err),
+                }
+            }
+            Err(last)
+        };
+        let connect_and_handshake = async {
+            let tcp = dial.await?;
+            if origin.https {
+                let name = ServerName::try_from(origin.host.clone())
+                    .map_err(|_| ErrorCode::HttpRequestUriInvalid)?;
+                let tls = self
+                    .tls
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| tls_error(&e))?;
+                let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+                if h2 {
+                    lock(&self.h2_origins).insert(origin.clone());
+                }
+                handshake(tls, h2).await
+            } else {
+                let h2 = h2c_allowed(&self.config.h2c_hosts, &origin.host, origin.port);
+                handshake(tcp, h2).await
+            }
+        };
+        tokio::time::timeout(timeouts.connect, connect_and_handshake)
+            .await
+            .map_err(|_| ErrorCode::ConnectionTimeout)?
+    }
+
+    async fn dispatch(
+        &self,
+        origin: Origin,
+        sender: Sender,
+        mut request: http::Request<HostBody>,
+        authority: &str,
+        timeouts: &Timeouts,
+    ) -> Result<http::Response<hyper::body::Incoming>, ErrorCode> {
+        let first_byte = timeouts.first_byte;
+        match sender {
+            Sender::H1(mut s) => {
+                // HTTP/1.1: origin-form target and a Host header.
+                let target = request
+                    .uri()
+                    .path_and_query()
+                    .map_or("/", |p| p.as_str())
+                    .parse()
+                    .map_err(|_| ErrorCode::HttpRequestUriInvalid)?;
+                *request.uri_mut() = target;
+                let host = http::HeaderValue::from_str(authority)
+                    .map_err(|_| ErrorCode::HttpRequestUriInvalid)?;
+                request.headers_mut().insert(http::header::HOST, host);
+                let sent = tokio::time::timeout(first_byte, s.send_request(request)).await;
+                let response = sent
+                    .map_err(|_| ErrorCode::ConnectionReadTimeout)?
+                    .map_err(|e| request_error(&e))?;
+                if !self.pool.checkin(origin, Sender::H1(s)) {
+                    tracing::trace!("origin at its pooled-connection limit; not keeping this one");
+                }
+                Ok(response)
+            }
+            Sender::H2(mut s) => {
+                *request.version_mut() = http::Version::HTTP_2;
+                self.pool.checkin(origin, Sender::H2(s.clone()));
+                let sent = tokio::time::timeout(first_byte, s.send_request(request)).await;
+                sent.map_err(|_| ErrorCode::ConnectionReadTimeout)?
+                    .map_err(|e| request_error(&e))
+            }
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding these locks cannot leave them inconsistent.
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+async fn handshake<T>(io: T, h2: bool) -> Result<Sender, ErrorCode>
+where
+    T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let io = TokioIo::new(io);
+    if h2 {
+        let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+            .max_header_list_size(MAX_RESPONSE_HEAD as u32)
+            .handshake(io)
+            .await
+            .map_err(|e| request_error(&e))?;
+        tokio::spawn(async move {
+            if let Err(err) = conn.await {
+                tracing::debug!("upstream HTTP/2 connection ended: {err}");
+            }
+        });
+        Ok(Sender::H2(sender))
+    } else {
+        let (sender, conn) = http1::Builder::new()
+            .max_buf_size(MAX_RESPONSE_HEAD.max(8192))
+            .handshake(io)
+            .await
+            .map_err(|e| request_error(&e))?;
+        tokio::spawn(async move {
+            if let Err(err) = conn.await {
+                tracing::debug!("upstream HTTP/1.1 connection ended: {err}");
+            }
+        });
+        Ok(Sender::H1(sender))
+    }
+}

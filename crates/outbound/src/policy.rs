@@ -1,0 +1,271 @@
+//! Egress policy: which destinations a guest may reach.
+//!
+//! Two checks, both before any connection is made:
+//!
+//! 1. the request's host and port must match an allow-list pattern
+//!    (deny-by-default) → otherwise `HTTP-request-denied`;
+//! 2. after DNS resolution every address is classified; loopback, private,
+//!    link-local (169.254.169.254 included), CGNAT, ULA, unspecified,
+//!    multicast and the IPv4-mapped/NAT64 forms of these are refused unless
+//!    an allow-list entry names that IP literally → otherwise
+//!    `destination-IP-prohibited`. The connection then goes to the checked
+//!    address itself, so a second DNS answer cannot sneak past (rebinding).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::str::FromStr;
+
+use berth_http::ErrorCode;
+
+/// One allow-list entry: `host`, `*.domain`, `*`, or an IP literal, each
+/// with an optional `:port` (any port when absent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPattern {
+    host: HostMatch,
+    port: Option<u16>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum HostMatch {
+    Any,
+    Exact(String),
+    Suffix(String),
+    Ip(IpAddr),
+}
+
+/// Why a pattern did not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid host pattern {0:?}: expected host, *.domain, * or an IP, with an optional :port")]
+pub struct PatternError(String);
+
+impl FromStr for HostPattern {
+    type Err = PatternError;
+
+    fn from_str(text: &str) -> Result<Self, PatternError> {
+        let err = || PatternError(text.to_owned());
+        let (host, port) = split_host_port(text).ok_or_else(err)?;
+        let port = match port {
+            Some(p) => Some(p.parse::<u16>().map_err(|_| err())?),
+            None => None,
+        };
+        let host = host.to_ascii_lowercase();
+        let host = if host == "*" {
+            HostMatch::Any
+        } else if let Some(domain) = host.strip_prefix("*.") {
+            if domain.is_empty() || domain.contains('*') {
+                return Err(err());
+            }
+            HostMatch::Suffix(format!(".{domain}"))
+        } else if let Ok(ip) = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+        {
+            HostMatch::Ip(ip)
+        } else if !host.is_empty() && !host.contains('*') && !host.contains('/') {
+            HostMatch::Exact(host)
+        } else {
+            return Err(err());
+        };
+        Ok(Self { host, port })
+    }
+}
+
+fn split_host_port(text: &str) -> Option<(&str, Option<&str>)> {
+    if let Some(rest) = text.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        return match after {
+            "" => Some((host, None)),
+            p => Some((host, Some(p.strip_prefix(':')?))),
+        };
+    }
+    match text.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') => Some((host, Some(port))),
+        Some(_) => Some((text, None)), // a bare IPv6 literal
+        None => Some((text, None)),
+    }
+}
+
+impl HostPattern {
+    fn matches_host(&self, host: &str, port: u16) -> bool {
+        if self.port.is_some_and(|p| p != port) {
+            return false;
+        }
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        match &self.host {
+            HostMatch::Any => true,
+            HostMatch::Exact(h) => host.eq_ignore_ascii_case(h),
+            HostMatch::Suffix(s) => host.len() > s.len() && host.to_ascii_lowercase().ends_with(s),
+            HostMatch::Ip(ip) => host.parse::<IpAddr>().is_ok_and(|h| h == *ip),
+        }
+    }
+
+    fn names_ip(&self, ip: IpAddr) -> bool {
+        matches!(self.host, HostMatch::Ip(allowed) if canonical(allowed) == canonical(ip))
+    }
+}
+
+/// The allow-list and address rules.
+#[derive(Debug, Clone, Default)]
+pub struct EgressPolicy {
+    allow: Vec<HostPattern>,
+}
+
+impl EgressPolicy {
+    /// A policy allowing exactly `allow`.
+    pub fn new(allow: Vec<HostPattern>) -> Self {
+        Self { allow }
+    }
+
+    /// Check 1: may a request go to `host:port` at all?
+    pub fn check_authority(&self, host: &str, port: u16) -> Result<(), ErrorCode> {
+        if self.allow.iter().any(|p| p.matches_host(host, port)) {
+            Ok(())
+        } else {
+            Err(ErrorCode::HttpRequestDenied)
+        }
+    }
+
+    /// Check 2: may a connection be made to this resolved address?
+    pub fn check_ip(&self, ip: IpAddr) -> Result<(), ErrorCode> {
+        if is_public(ip) || self.allow.iter().any(|p| p.names_ip(ip)) {
+            Ok(())
+        } else {
+            Err(ErrorCode::DestinationIpProhibited)
+        }
+    }
+}
+
+/// IPv4-mapped (`::ffff:a.b.c.d`) and NAT64 (`64:ff9b::a.b.c.d`) addresses
+/// are judged as the IPv4 address they carry.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return IpAddr::V4(v4);
+            }
+            let s = v6.segments();
+            if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0] {
+                let [a, b] = s[6].to_be_bytes();
+                let [c, d] = s[7].to_be_bytes();
+                return IpAddr::V4(Ipv4Addr::new(a, b, c, d));
+            }
+            IpAddr::V6(v6)
+        }
+        v4 => v4,
+    }
+}
+
+/// Whether an address is on the public internet (not loopback, private,
+/// link-local, CGNAT, ULA, unspecified, multicast, broadcast or reserved).
+pub fn is_public(ip: IpAddr) -> bool {
+    match canonical(ip) {
+        IpAddr::V4(v4) => is_public_v4(v4),
+        IpAddr::V6(v6) => is_public_v6(v6),
+    }
+}
+
+fn is_public_v4(ip: Ipv4Addr) -> bool {
+    let [a, b, ..] = ip.octets();
+    !(ip.is_loopback()
+        || ip.is_private()
+        || ip.is_link_local()
+        || ip.is_unspecified()
+        || ip.is_multicast()
+        || ip.is_broadcast()
+        || a == 0
+        || (a == 100 && (64..128).contains(&b)) // CGNAT 100.64/10
+        || (a == 192 && b == 0 && ip.octets()[2] == 0) // IETF 192.0.0/24
+        || (a == 198 && (b == 18 || b == 19)) // benchmarking 198.18/15
+        || a >= 240)
+}
+
+fn is_public_v6(ip: Ipv6Addr) -> bool {
+    let s = ip.segments();
+    !(ip.is_loopback()
+        || ip.is_unspecified()
+        || ip.is_multicast()
+        || (s[0] & 0xfe00) == 0xfc00 // ULA fc00::/7
+        || (s[0] & 0xffc0) == 0xfe80 // link-local fe80::/10
+        || (s[0] == 0x100 && s[1..4] == [0, 0, 0]) // discard 100::/64
+        || (s[0] == 0x2001 && s[1] == 0xdb8)) // documentation
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(patterns: &[&str]) -> EgressPolicy {
+        EgressPolicy::new(patterns.iter().map(|p| p.parse().unwrap()).collect())
+    }
+
+    #[test]
+    fn allow_list_is_deny_by_default() {
+        let p = policy(&[]);
+        assert_eq!(
+            p.check_authority("example.com", 443),
+            Err(ErrorCode::HttpRequestDenied)
+        );
+    }
+
+    #[test]
+    fn patterns_match_hosts_suffixes_and_ports() {
+        let p = policy(&["api.test", "*.cdn.test:443", "127.0.0.1:8080"]);
+        assert!(p.check_authority("API.test", 80).is_ok());
+        assert!(p.check_authority("a.b.cdn.test", 443).is_ok());
+        assert!(p.check_authority("cdn.test", 443).is_err());
+        assert!(p.check_authority("x.cdn.test", 80).is_err());
+        assert!(p.check_authority("127.0.0.1", 8080).is_ok());
+        assert!(p.check_authority("127.0.0.1", 8081).is_err());
+        assert!(p.check_authority("evilapi.test", 80).is_err());
+    }
+
+    #[test]
+    fn bad_patterns_are_rejected() {
+        for bad in ["", "a*b.test", "*.", "host:port", "[::1", "*.*.test"] {
+            assert!(bad.parse::<HostPattern>().is_err(), "{bad:?}");
+        }
+        assert!("[::1]:443".parse::<HostPattern>().is_ok());
+    }
+
+    #[test]
+    fn private_and_special_addresses_are_prohibited() {
+        let p = policy(&["*"]);
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "224.0.0.1",
+            "255.255.255.255",
+            "::1",
+            "::",
+            "fc00::1",
+            "fd12::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "64:ff9b::7f00:1",
+            "::ffff:169.254.169.254",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(
+                p.check_ip(ip),
+                Err(ErrorCode::DestinationIpProhibited),
+                "{ip}"
+            );
+        }
+        for ip in ["93.184.216.34", "2606:4700::1", "8.8.8.8"] {
+            assert!(p.check_ip(ip.parse().unwrap()).is_ok(), "{ip}");
+        }
+    }
+
+    #[test]
+    fn an_ip_literal_in_the_allow_list_permits_that_ip_only() {
+        let p = policy(&["127.0.0.1:8080"]);
+        assert!(p.check_ip("127.0.0.1".parse().unwrap()).is_ok());
+        assert!(p.check_ip("::ffff:127.0.0.1".parse().unwrap()).is_ok());
+        assert!(p.check_ip("127.0.0.2".parse().unwrap()).is_err());
+    }
+}
