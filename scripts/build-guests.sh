@@ -10,7 +10,7 @@ built="$CARGO_TARGET_DIR/wasm32-wasip2/release"
 cargo build --quiet --locked --release --target wasm32-wasip2 --workspace
 out="$top/guests/prebuilt"
 mkdir -p "$out"
-for wasm in demo suite command; do
+for wasm in demo suite command proxy; do
   cp "$built/$wasm.wasm" "$out/$wasm.wasm"
 done
 cp "$built/berth-guest-legacy.wasm" "$out/legacy.wasm"

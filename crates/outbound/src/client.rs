@@ -278,6 +278,12 @@ impl Inner {
                 let host = http::HeaderValue::from_str(authority)
                     .map_err(|_| ErrorCode::HttpRequestUriInvalid)?;
                 request.headers_mut().insert(http::header::HOST, host);
+                // Let the upstream send response trailers (it must declare
+                // them; hyper sends only declared request trailers too).
+                request
+                    .headers_mut()
+                    .entry(http::header::TE)
+                    .or_insert(http::HeaderValue::from_static("trailers"));
                 let sent = tokio::time::timeout(first_byte, s.send_request(request)).await;
                 let response = sent
                     .map_err(|_| ErrorCode::ConnectionReadTimeout)?

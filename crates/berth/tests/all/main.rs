@@ -10,5 +10,6 @@
 mod failures;
 mod hardening;
 mod interop;
+mod outbound;
 mod serving;
 mod support;

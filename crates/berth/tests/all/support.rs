@@ -54,6 +54,23 @@ impl TestServer {
 
     pub async fn start_bytes(bytes: &[u8], what: &str, config: RuntimeConfig) -> Self {
         let runtime = Runtime::new(config, bytes, what).expect("component loads");
+        Self::serve_runtime(runtime).await
+    }
+
+    /// Serves `component` with an outbound client.
+    pub async fn start_with_outbound(
+        component: &str,
+        config: RuntimeConfig,
+        client: std::sync::Arc<dyn berth::http_host::OutboundClient>,
+    ) -> Self {
+        let runtime = Runtime::builder(config)
+            .outbound(client)
+            .build(&fixture(component), component)
+            .expect("component loads");
+        Self::serve_runtime(runtime).await
+    }
+
+    async fn serve_runtime(runtime: Runtime) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let service = WasiHttpService::new(runtime.clone(), addr.to_string().parse().unwrap());
