@@ -84,6 +84,22 @@ impl wasip2::exports::http::incoming_handler::Guest for Suite {
                 }
             }
             "/outgoing" => outgoing(out),
+            "/outgoing-flood" => {
+                // 60 requests in one invocation: the host caps them (50).
+                let mut report = std::collections::BTreeMap::<String, u32>::new();
+                for _ in 0..60 {
+                    let req = OutgoingRequest::new(Fields::new());
+                    req.set_scheme(Some(&Scheme::Http)).unwrap();
+                    req.set_authority(Some("denied.test")).unwrap();
+                    let key = match outgoing_handler::handle(req, None) {
+                        Ok(_) => "sent".to_string(),
+                        Err(e) => format!("{e:?}"),
+                    };
+                    *report.entry(key).or_default() += 1;
+                }
+                let text: String = report.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+                respond(out, 200, &[], text.as_bytes());
+            }
             "/sandbox" => {
                 // No ambient authority: no preopened directories, no sockets.
                 let fs = match std::fs::read_dir("/") {
@@ -396,6 +412,20 @@ fn fields_report(request: IncomingRequest, out: ResponseOutparam) {
     check(
         "outgoing request without authority is URI-invalid",
         matches!(outgoing_handler::handle(bad, None), Err(ErrorCode::HttpRequestUriInvalid)),
+    );
+    let connect = OutgoingRequest::new(Fields::new());
+    connect.set_authority(Some("example.com:443")).unwrap();
+    connect.set_method(&Method::Connect).unwrap();
+    check(
+        "outgoing CONNECT is method-invalid",
+        matches!(outgoing_handler::handle(connect, None), Err(ErrorCode::HttpRequestMethodInvalid)),
+    );
+    let ftp = OutgoingRequest::new(Fields::new());
+    ftp.set_authority(Some("example.com")).unwrap();
+    ftp.set_scheme(Some(&Scheme::Other("ftp".into()))).unwrap();
+    check(
+        "outgoing ftp scheme fails before connecting",
+        matches!(outgoing_handler::handle(ftp, None), Err(ErrorCode::HttpProtocolError)),
     );
 
     // outgoing-body finish with forbidden trailers is stripped, not fatal

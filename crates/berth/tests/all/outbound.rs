@@ -244,3 +244,18 @@ async fn proxying_to_itself_is_a_detected_loop() {
         "upstream error: ErrorCode::LoopDetected\n"
     );
 }
+
+#[tokio::test]
+async fn outgoing_requests_per_invocation_are_capped() {
+    let client = DefaultClient::new(OutboundConfig {
+        system_roots: false,
+        ..OutboundConfig::default()
+    })
+    .unwrap();
+    let server = TestServer::start_with_outbound("suite", test_config(), Arc::new(client)).await;
+    let (status, body) = get(&server, Proto::H1, "/outgoing-flood").await;
+    assert_eq!(status, 200);
+    // Each request is sent to the client (which denies the host); after 50
+    // the host refuses to send more in this invocation.
+    assert_eq!(body, "ErrorCode::ConnectionLimitReached=10\nsent=50\n");
+}

@@ -1,5 +1,8 @@
 //! Host representations of the `wasi:http@0.2` message resources.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use http::HeaderMap;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use tokio::sync::oneshot;
@@ -137,6 +140,31 @@ pub struct IncomingResponse {
 #[derive(Debug)]
 pub struct FutureIncomingResponse {
     pub(crate) state: FutureResponseState,
+    /// Held until the response head arrives or the guest drops the future.
+    pub(crate) in_flight: Option<InFlight>,
+}
+
+/// Counts one outgoing request of an invocation waiting for its response
+/// head, against the per-invocation concurrency cap.
+#[derive(Debug)]
+pub(crate) struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    /// Takes a slot, or `None` when `max` are taken.
+    pub(crate) fn try_new(count: &Arc<AtomicUsize>, max: usize) -> Option<Self> {
+        count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Self(count.clone()))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 #[derive(Debug)]
@@ -166,6 +194,7 @@ impl wasmtime_wasi_io::poll::Pollable for FutureIncomingResponse {
                 ))),
             };
             self.state = FutureResponseState::Ready(result);
+            self.in_flight = None;
         }
     }
 }

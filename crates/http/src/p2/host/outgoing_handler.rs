@@ -1,8 +1,5 @@
 //! `wasi:http/outgoing-handler@0.2`: validate, then hand to the outbound seam.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use http::uri::{Scheme, Uri};
 use http_body_util::BodyExt;
 use wasmtime::component::Resource;
@@ -11,7 +8,7 @@ use crate::ctx::HttpCtxView;
 use crate::error::ErrorCode;
 use crate::p2::bindings::http::outgoing_handler;
 use crate::p2::types::{
-    FutureIncomingResponse, FutureResponseState, OutgoingRequest, RequestOptions,
+    FutureIncomingResponse, FutureResponseState, InFlight, OutgoingRequest, RequestOptions,
 };
 use crate::p2::{HttpError, HttpResult};
 
@@ -45,14 +42,10 @@ impl outgoing_handler::Host for HttpCtxView<'_> {
         let in_flight = InFlight::try_new(&ctx.outgoing_in_flight, ctx.max_concurrent_outgoing)
             .ok_or(HttpError::Code(ErrorCode::ConnectionLimitReached))?;
         ctx.outgoing_sent += 1;
-        let send = client.send(request, timeouts);
-        let task = tokio::spawn(async move {
-            let result = send.await;
-            drop(in_flight);
-            result
-        });
+        let task = tokio::spawn(client.send(request, timeouts));
         Ok(self.table.push(FutureIncomingResponse {
             state: FutureResponseState::Pending(task),
+            in_flight: Some(in_flight),
         })?)
     }
 }
@@ -91,24 +84,4 @@ fn into_http_request(
     *out.uri_mut() = uri;
     *out.headers_mut() = std::mem::take(&mut request.headers);
     Ok(out)
-}
-
-/// Counts one outgoing request waiting for its response head.
-struct InFlight(Arc<AtomicUsize>);
-
-impl InFlight {
-    fn try_new(count: &Arc<AtomicUsize>, max: usize) -> Option<Self> {
-        count
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .ok()
-            .map(|_| Self(count.clone()))
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
 }
