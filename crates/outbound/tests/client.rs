@@ -188,11 +188,14 @@ async fn raw_upstream(reply: &'static [u8], stall: bool) -> SocketAddr {
 
 // ------------------------------------------------------------------- hooks
 
-/// Resolves every name from a fixed table; counts lookups.
+/// Resolves every name from a fixed table; `hang.test` never answers.
 struct FixedResolver(Vec<(String, Result<Vec<SocketAddr>, &'static str>)>);
 
 impl Resolve for FixedResolver {
     fn resolve(&self, host: &str, _port: u16) -> BoxFuture<io::Result<Vec<SocketAddr>>> {
+        if host == "hang.test" {
+            return Box::pin(std::future::pending());
+        }
         let answer = self
             .0
             .iter()
@@ -433,6 +436,55 @@ async fn dns_failures_have_their_own_codes() {
         send(&client, get("http://empty.test/")).await.unwrap_err(),
         ErrorCode::DestinationNotFound
     );
+    let quick = RequestTimeouts {
+        connect: Some(Duration::from_millis(100)),
+        ..Default::default()
+    };
+    let err = client
+        .send(get("http://hang.test/"), quick)
+        .await
+        .unwrap_err();
+    assert_eq!(err, ErrorCode::DnsTimeout);
+}
+
+/// A TLS server that insists on an ALPN protocol the client does not offer
+/// answers the handshake with a `no_application_protocol` alert (120).
+#[tokio::test]
+async fn tls_alerts_are_reported_with_their_id() {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["alert.test".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let mut server = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![cert.der().clone()],
+        rustls_pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+    )
+    .unwrap();
+    server.alpn_protocols = vec![b"only-this".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let _ = acceptor.accept(stream).await;
+        }
+    });
+    let (client, _) = client_with(
+        config(&["alert.test", "127.0.0.1"]),
+        FixedResolver(vec![("alert.test".into(), Ok(vec![addr]))]),
+    );
+    let url = format!("https://alert.test:{}/", addr.port());
+    match send(&client, get(&url)).await.unwrap_err() {
+        ErrorCode::TlsAlertReceived(p) => assert_eq!(p.alert_id, Some(120), "{p:?}"),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[tokio::test]
