@@ -1,7 +1,7 @@
 //! # berth-outbound: the outgoing HTTP client for guests
 //!
 //! [`DefaultClient`] implements [`berth_http::OutboundClient`]: keep-alive
-//! connection reuse per origin ([`pool`]), HTTP/1.1 and HTTP/2 (ALPN over
+//! connection reuse per origin (`pool`), HTTP/1.1 and HTTP/2 (ALPN over
 //! TLS, h2c prior knowledge for configured hosts), rustls with webpki roots,
 //! the system store and extra CA files ([`tls`]), clamped timeouts
 //! ([`config`]), an egress policy checked before any connection is made

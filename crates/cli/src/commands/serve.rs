@@ -38,7 +38,7 @@ pub(crate) struct ServeCommand {
     #[arg(long, value_name = "MIB", default_value_t = (berth_runtime::config::DEFAULT_MEMORY_LIMIT >> 20) as u64)]
     memory_limit_mib: u64,
 
-    /// Let guests send requests to HOST[:PORT] (repeatable). Patterns:
+    /// Let guests send requests to `HOST[:PORT]` (repeatable). Patterns:
     /// `api.example.com`, `*.example.com`, `*`, or an IP (`127.0.0.1:8080`).
     /// Outgoing requests are denied unless allowed; private, loopback and
     /// link-local addresses are refused unless named by IP.
@@ -50,7 +50,7 @@ pub(crate) struct ServeCommand {
     #[arg(long = "ca-file", value_name = "PATH")]
     ca_files: Vec<PathBuf>,
 
-    /// Reach HOST[:PORT] with cleartext HTTP/2 (h2c prior knowledge).
+    /// Reach `HOST[:PORT]` with cleartext HTTP/2 (h2c prior knowledge).
     #[arg(long = "h2c-outbound", value_name = "PATTERN")]
     h2c_outbound: Vec<berth::outbound::HostPattern>,
 
