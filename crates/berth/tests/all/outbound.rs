@@ -259,3 +259,76 @@ async fn outgoing_requests_per_invocation_are_capped() {
     // the host refuses to send more in this invocation.
     assert_eq!(body, "ErrorCode::ConnectionLimitReached=10\nsent=50\n");
 }
+
+/// An HTTPS origin on loopback for `localhost`, its CA written to a file.
+async fn tls_origin() -> (std::net::SocketAddr, std::path::PathBuf) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let ca_file = std::env::temp_dir().join(format!("berth-e2e-ca-{}.pem", std::process::id()));
+    std::fs::write(&ca_file, ca_cert.pem()).unwrap();
+    let mut server = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![cert.der().clone()],
+        rustls_pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+    )
+    .unwrap();
+    server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(
+                        TokioIo::new(tls),
+                        hyper::service::service_fn(origin_handler),
+                    )
+                    .await;
+            });
+        }
+    });
+    (addr, ca_file)
+}
+
+#[tokio::test]
+async fn guest_calls_an_https_upstream_over_http2() {
+    let (addr, ca_file) = tls_origin().await;
+    let client = DefaultClient::new(OutboundConfig {
+        allow: vec!["localhost".parse().unwrap(), "127.0.0.1".parse().unwrap()],
+        ca_files: vec![ca_file],
+        system_roots: false,
+        ..OutboundConfig::default()
+    })
+    .unwrap();
+    let config = berth::RuntimeConfig {
+        env: vec![(
+            "UPSTREAM".into(),
+            format!("https://localhost:{}", addr.port()),
+        )],
+        ..test_config()
+    };
+    let server = TestServer::start_with_outbound("proxy", config, Arc::new(client)).await;
+    let (status, body) = get(&server, Proto::H1, "/secure?x=1").await;
+    assert_eq!(status, 201, "{body}");
+    assert!(body.starts_with("origin saw GET /secure?x=1"), "{body}");
+    // HTTP/2 to the origin (ALPN): no Host header, :authority instead.
+    assert!(body.contains("host=None"), "{body}");
+}
