@@ -164,6 +164,15 @@ impl FieldMap {
             .collect()
     }
 
+    /// Accounted size of all values of `name`.
+    fn size_of(&self, name: &HeaderName) -> usize {
+        self.map
+            .get_all(name)
+            .iter()
+            .map(|v| entry_size(name, v))
+            .sum()
+    }
+
     fn check_mutation(&self, name: &str) -> Result<HeaderName, HeaderError> {
         if !self.mutable {
             return Err(HeaderError::Immutable);
@@ -183,12 +192,7 @@ impl FieldMap {
             .iter()
             .map(|v| parse_value(v))
             .collect::<Result<Vec<_>, _>>()?;
-        let removed: usize = self
-            .map
-            .get_all(&name)
-            .iter()
-            .map(|v| entry_size(&name, v))
-            .sum();
+        let removed = self.size_of(&name);
         let added: usize = values.iter().map(|v| entry_size(&name, v)).sum();
         let new_size = self.size - removed + added;
         if new_size > self.limit {
@@ -205,12 +209,7 @@ impl FieldMap {
     /// Removes all values of `name`, as `fields.delete`.
     pub fn delete(&mut self, name: &str) -> Result<(), HeaderError> {
         let name = self.check_mutation(name)?;
-        let removed: usize = self
-            .map
-            .get_all(&name)
-            .iter()
-            .map(|v| entry_size(&name, v))
-            .sum();
+        let removed = self.size_of(&name);
         self.map.remove(&name);
         self.size -= removed;
         Ok(())

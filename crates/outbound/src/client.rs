@@ -309,6 +309,18 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Runs a connection's I/O until it closes (the senders hold the other end).
+fn drive<F>(conn: F, protocol: &'static str)
+where
+    F: Future<Output = Result<(), hyper::Error>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        if let Err(err) = conn.await {
+            tracing::debug!("upstream {protocol} connection ended: {err}");
+        }
+    });
+}
+
 async fn handshake<T>(io: T, h2: bool) -> Result<Sender, ErrorCode>
 where
     T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
@@ -320,11 +332,7 @@ where
             .handshake(io)
             .await
             .map_err(|e| request_error(&e))?;
-        tokio::spawn(async move {
-            if let Err(err) = conn.await {
-                tracing::debug!("upstream HTTP/2 connection ended: {err}");
-            }
-        });
+        drive(conn, "HTTP/2");
         Ok(Sender::H2(sender))
     } else {
         let (sender, conn) = http1::Builder::new()
@@ -332,11 +340,7 @@ where
             .handshake(io)
             .await
             .map_err(|e| request_error(&e))?;
-        tokio::spawn(async move {
-            if let Err(err) = conn.await {
-                tracing::debug!("upstream HTTP/1.1 connection ended: {err}");
-            }
-        });
+        drive(conn, "HTTP/1.1");
         Ok(Sender::H1(sender))
     }
 }

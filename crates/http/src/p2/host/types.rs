@@ -31,6 +31,17 @@ impl HttpCtxView<'_> {
         Ok(map)
     }
 
+    /// `consume` for requests and responses: the body once, then `Err(())`.
+    fn push_incoming_body(
+        &mut self,
+        body: Option<crate::HostBody>,
+    ) -> wasmtime::Result<Result<Resource<IncomingBody>, ()>> {
+        match body {
+            Some(body) => Ok(Ok(self.table.push(IncomingBody::new(body))?)),
+            None => Ok(Err(())),
+        }
+    }
+
     fn push_immutable_child<T: 'static>(
         &mut self,
         map: HeaderMap,
@@ -165,10 +176,8 @@ impl wit::HostIncomingRequest for HttpCtxView<'_> {
         &mut self,
         req: Resource<IncomingRequest>,
     ) -> wasmtime::Result<Result<Resource<IncomingBody>, ()>> {
-        match self.table.get_mut(&req)?.body.take() {
-            Some(body) => Ok(Ok(self.table.push(IncomingBody::new(body))?)),
-            None => Ok(Err(())),
-        }
+        let body = self.table.get_mut(&req)?.body.take();
+        self.push_incoming_body(body)
     }
 
     fn drop(&mut self, req: Resource<IncomingRequest>) -> wasmtime::Result<()> {
@@ -440,10 +449,8 @@ impl wit::HostIncomingResponse for HttpCtxView<'_> {
         &mut self,
         resp: Resource<IncomingResponse>,
     ) -> wasmtime::Result<Result<Resource<IncomingBody>, ()>> {
-        match self.table.get_mut(&resp)?.body.take() {
-            Some(body) => Ok(Ok(self.table.push(IncomingBody::new(body))?)),
-            None => Ok(Err(())),
-        }
+        let body = self.table.get_mut(&resp)?.body.take();
+        self.push_incoming_body(body)
     }
 
     fn drop(&mut self, resp: Resource<IncomingResponse>) -> wasmtime::Result<()> {
