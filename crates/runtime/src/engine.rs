@@ -28,6 +28,15 @@ pub fn build_engine(config: &RuntimeConfig) -> Result<Engine, LoadError> {
             .table_elements(config.table_elements_limit)
             .max_core_instance_size(4 << 20)
             .max_component_instance_size(4 << 20);
+        // Reset used slots in place instead of returning their pages to the
+        // kernel: each `madvise` and each copy-on-write fault costs a TLB
+        // shootdown across all cores, which dominated the per-request cost
+        // (see BENCHMARKS.md). PAGEMAP_SCAN (Linux >= 6.7) finds exactly the
+        // dirty pages to reset; older kernels fall back automatically.
+        pool.linear_memory_keep_resident(config.keep_resident)
+            .table_keep_resident(config.keep_resident.min(1 << 20))
+            .async_stack_keep_resident(config.stack_keep_resident)
+            .pagemap_scan(wasmtime::Enabled::Auto);
         wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         match Engine::new(&wasm) {
             Ok(engine) => return Ok(engine),

@@ -84,6 +84,18 @@ impl wasip2::exports::http::incoming_handler::Guest for Suite {
                 }
             }
             "/outgoing" => outgoing(out),
+            "/secret" => {
+                // Reports what an earlier request left in linear memory, then
+                // leaves a secret: instances must never carry it over.
+                static SECRET: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+                let mut heap = vec![0u8; 64 << 10];
+                let found = SECRET.swap(0x5ec2e7, std::sync::atomic::Ordering::Relaxed);
+                let dirty = heap.iter().filter(|b| **b != 0).count();
+                heap.fill(0xAA);
+                std::hint::black_box(&heap);
+                std::mem::forget(heap);
+                respond(out, 200, &[], format!("found={found:#x} dirty={dirty}\n").as_bytes());
+            }
             "/outgoing-flood" => {
                 // 60 requests in one invocation: the host caps them (50).
                 let mut report = std::collections::BTreeMap::<String, u32>::new();

@@ -225,3 +225,19 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
         "still accepting"
     );
 }
+
+/// B25: nothing a request leaves in memory (globals, heap) is visible to the
+/// next one, even though pooled memory slots are reset in place.
+#[tokio::test]
+async fn no_state_leaks_between_requests() {
+    let server = TestServer::start("suite").await;
+    for i in 0..20 {
+        let proto = PROTOS[i % 2];
+        let (status, body) = get(&server, proto, "/secret").await;
+        assert_eq!(
+            (status, body.as_str()),
+            (200, "found=0x0 dirty=0\n"),
+            "request {i}"
+        );
+    }
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Hello benchmark: the suite guest's /hello route (fresh instance per
+# request) on berth and on `wasmtime serve` 48, and a native hyper server
+# (the upper bound), interleaved. Prints medians and ratios.
+#
+#   scripts/bench-hello.sh [ROUNDS] [SECONDS] [CONNECTIONS]
+set -euo pipefail
+top="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$top"
+rounds="${1:-3}" seconds="${2:-10}" conns="${3:-16}"
+source scripts/bench-lib.sh
+guest="$top/guests/prebuilt/suite.wasm"
+
+run_one() { # host
+  local host="$1" port pid
+  port="$(free_port)"
+  case "$host" in
+    native) "$origin_bin" "127.0.0.1:$port" 2>/dev/null & pid=$! ;;
+    berth) RUST_LOG=warn "$berth" serve "$guest" --addr "127.0.0.1:$port" 2>/dev/null & pid=$! ;;
+    wasmtime) "$wasmtime" serve -S cli --addr "127.0.0.1:$port" "$guest" 2>/dev/null & pid=$! ;;
+  esac
+  pids+=("$pid")
+  wait_http "http://127.0.0.1:$port/hello"
+  measure "$host" "http://127.0.0.1:$port/hello" "$seconds" "$conns"
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+for _ in $(seq "$rounds"); do
+  for host in berth wasmtime native; do run_one "$host"; done
+done
+summarize "hello benchmark: $rounds interleaved rounds x $seconds s, $conns connections (wrk, HTTP/1.1, unpinned)" \
+  - wasmtime native
