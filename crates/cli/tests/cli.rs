@@ -287,3 +287,46 @@ fn echo_of_one_gib_keeps_server_memory_bounded() {
         "server peak RSS {peak} KiB for a 1 GiB echo"
     );
 }
+
+/// A one-thread HTTP/1.1 origin answering every request with `origin ok`.
+fn tiny_origin() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\nconnection: close\r\n\r\norigin ok\n",
+            );
+        }
+    });
+    addr
+}
+
+#[test]
+fn allow_outbound_flag_opens_egress_to_exactly_that_destination() {
+    let origin = tiny_origin();
+    let upstream = format!("UPSTREAM=http://{origin}");
+    let proxy = fixture("proxy");
+
+    let allowed = Served::start(&[
+        proxy.to_str().unwrap(),
+        "--env",
+        &upstream,
+        "--allow-outbound",
+        &origin,
+    ]);
+    let response = allowed.get("/through");
+    assert!(response.starts_with("HTTP/1.0 200"), "{response}");
+    assert!(response.ends_with("origin ok\n"), "{response}");
+
+    let denied = Served::start(&[proxy.to_str().unwrap(), "--env", &upstream]);
+    let response = denied.get("/through");
+    assert!(response.starts_with("HTTP/1.0 502"), "{response}");
+    assert!(
+        response.ends_with("upstream error: ErrorCode::HttpRequestDenied\n"),
+        "{response}"
+    );
+}
