@@ -107,37 +107,8 @@ struct TlsOrigin {
 
 /// An HTTPS origin with a certificate for `name`, signed by a fresh CA.
 async fn tls_origin(name: &str) -> TlsOrigin {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec![name.to_owned()])
-        .unwrap()
-        .signed_by(&key, &issuer)
-        .unwrap();
-
-    let ca_file = std::env::temp_dir().join(format!(
-        "berth-test-ca-{}-{}.pem",
-        std::process::id(),
-        rand_suffix()
-    ));
-    std::fs::write(&ca_file, ca_cert.pem()).unwrap();
-
-    let mut server = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(
-        vec![cert.der().clone()],
-        rustls_pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
-    )
-    .unwrap();
-    server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+    let tls = berth_test_support::TestTls::new(&[name]);
+    let acceptor = tls.acceptor(&[b"h2", b"http/1.1"]);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -157,12 +128,10 @@ async fn tls_origin(name: &str) -> TlsOrigin {
             });
         }
     });
-    TlsOrigin { addr, ca_file }
-}
-
-fn rand_suffix() -> u64 {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    N.fetch_add(1, Ordering::Relaxed) as u64
+    TlsOrigin {
+        addr,
+        ca_file: tls.ca_file,
+    }
 }
 
 /// A raw TCP upstream that answers every connection with `reply` (then
@@ -451,24 +420,7 @@ async fn dns_failures_have_their_own_codes() {
 /// answers the handshake with a `no_application_protocol` alert (120).
 #[tokio::test]
 async fn tls_alerts_are_reported_with_their_id() {
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["alert.test".to_owned()])
-        .unwrap()
-        .self_signed(&key)
-        .unwrap();
-    let mut server = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(
-        vec![cert.der().clone()],
-        rustls_pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
-    )
-    .unwrap();
-    server.alpn_protocols = vec![b"only-this".to_vec()];
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+    let acceptor = berth_test_support::TestTls::new(&["alert.test"]).acceptor(&[b"only-this"]);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
