@@ -1,7 +1,8 @@
 //! Helpers shared by the guest components.
 
 use wasip2::http::types::{
-    Fields, FutureTrailers, IncomingBody, OutgoingBody, OutgoingResponse, ResponseOutparam, Trailers,
+    Fields, FutureTrailers, IncomingBody, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
+    Trailers,
 };
 use wasip2::io::streams::{InputStream, OutputStream, StreamError};
 
@@ -73,5 +74,21 @@ pub fn read_to_end(input: &InputStream) -> Vec<u8> {
             Err(StreamError::Closed) => return all,
             Err(StreamError::LastOperationFailed(e)) => panic!("read failed: {}", e.to_debug_string()),
         }
+    }
+}
+
+/// The method's name as sent on the wire (extension methods keep their case).
+pub fn method_name(method: &Method) -> String {
+    match method {
+        Method::Get => "GET".into(),
+        Method::Head => "HEAD".into(),
+        Method::Post => "POST".into(),
+        Method::Put => "PUT".into(),
+        Method::Delete => "DELETE".into(),
+        Method::Connect => "CONNECT".into(),
+        Method::Options => "OPTIONS".into(),
+        Method::Trace => "TRACE".into(),
+        Method::Patch => "PATCH".into(),
+        Method::Other(s) => s.clone(),
     }
 }

@@ -1,7 +1,7 @@
 //! berth's built-in demo: a small page describing the request it received.
 
-use berth_guests::respond;
-use wasip2::http::types::{IncomingRequest, Method, ResponseOutparam, Scheme};
+use berth_guests::{method_name, respond};
+use wasip2::http::types::{IncomingRequest, ResponseOutparam, Scheme};
 
 wasip2::http::proxy::export!(Demo);
 
@@ -9,21 +9,6 @@ struct Demo;
 
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
-
-fn method_name(m: &Method) -> String {
-    match m {
-        Method::Get => "GET".into(),
-        Method::Head => "HEAD".into(),
-        Method::Post => "POST".into(),
-        Method::Put => "PUT".into(),
-        Method::Delete => "DELETE".into(),
-        Method::Connect => "CONNECT".into(),
-        Method::Options => "OPTIONS".into(),
-        Method::Trace => "TRACE".into(),
-        Method::Patch => "PATCH".into(),
-        Method::Other(s) => s.clone(),
-    }
 }
 
 impl wasip2::exports::http::incoming_handler::Guest for Demo {

@@ -193,18 +193,11 @@ fn scheme_text(s: Option<Scheme>) -> String {
     }
 }
 
+/// `other:NAME` marks extension methods so tests see how they arrived.
 fn method_text(m: Method) -> String {
     match m {
-        Method::Get => "GET".into(),
-        Method::Head => "HEAD".into(),
-        Method::Post => "POST".into(),
-        Method::Put => "PUT".into(),
-        Method::Delete => "DELETE".into(),
-        Method::Connect => "CONNECT".into(),
-        Method::Options => "OPTIONS".into(),
-        Method::Trace => "TRACE".into(),
-        Method::Patch => "PATCH".into(),
         Method::Other(o) => format!("other:{o}"),
+        known => berth_guests::method_name(&known),
     }
 }
 
