@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use berth_http::p2::{IncomingRequest, ResponseOutparam};
-use berth_http::{GuestBody, HostBody, HttpCtx};
+use berth_http::{GuestBody, HostBody, HttpCtx, HttpView};
 use tokio::sync::oneshot;
 use wasmtime::{CallHook, Store, UpdateDeadline};
 
@@ -102,13 +102,11 @@ pub(crate) async fn handle(
                         other => other,
                     }
                 })?;
-            let table = &mut store.data_mut();
-            let req = berth_http::HttpView::http(*table)
-                .table
+            let table = store.data_mut().http().table;
+            let req = table
                 .push(IncomingRequest::from_http(request))
                 .map_err(|e| HandleError::Host(e.into()))?;
-            let out = berth_http::HttpView::http(store.data_mut())
-                .table
+            let out = table
                 .push(ResponseOutparam::new(sender))
                 .map_err(|e| HandleError::Host(e.into()))?;
             proxy
