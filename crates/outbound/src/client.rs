@@ -17,7 +17,7 @@ use crate::body::UpstreamBody;
 use crate::config::{OutboundConfig, Timeouts};
 use crate::dial::{Dial, Resolve, SystemResolver, TcpDialer};
 use crate::error::{connect_error, dns_error, request_error, tls_error};
-use crate::policy::{EgressPolicy, HostPattern};
+use crate::policy::EgressPolicy;
 use crate::pool::{Origin, Pool, Sender};
 use crate::tls::{TlsConfigError, client_config};
 
@@ -35,6 +35,8 @@ pub struct DefaultClient {
 
 struct Inner {
     config: OutboundConfig,
+    /// `config.h2c_hosts` as a matcher, built once.
+    h2c: EgressPolicy,
     /// Origins known to speak HTTP/2 (h2c by configuration, or ALPN seen):
     /// concurrent first requests to them share one new connection.
     h2_origins: Mutex<HashSet<Origin>>,
@@ -74,6 +76,7 @@ impl DefaultClient {
                 h2_origins: Mutex::new(HashSet::new()),
                 connecting: Mutex::new(HashMap::new()),
                 policy: EgressPolicy::new(config.allow.clone()),
+                h2c: EgressPolicy::new(config.h2c_hosts.clone()),
                 pool: Pool::new(config.pool_idle_timeout, config.max_connections_per_origin),
                 tls: tokio_rustls::TlsConnector::from(tls),
                 resolver,
@@ -94,12 +97,6 @@ impl OutboundClient for DefaultClient {
         let inner = self.inner.clone();
         Box::pin(async move { inner.send(request, timeouts).await })
     }
-}
-
-fn h2c_allowed(patterns: &[HostPattern], host: &str, port: u16) -> bool {
-    EgressPolicy::new(patterns.to_vec())
-        .check_authority(host, port)
-        .is_ok()
 }
 
 impl Inner {
@@ -137,9 +134,13 @@ impl Inner {
         Ok(response.map(|body| host_body(UpstreamBody::new(body, timeouts.between_bytes))))
     }
 
+    /// Whether cleartext HTTP/2 (prior knowledge) is configured for `origin`.
+    fn h2c_allowed(&self, origin: &Origin) -> bool {
+        self.h2c.check_authority(&origin.host, origin.port).is_ok()
+    }
+
     fn expects_h2(&self, origin: &Origin) -> bool {
-        (!origin.https && h2c_allowed(&self.config.h2c_hosts, &origin.host, origin.port))
-            || lock(&self.h2_origins).contains(origin)
+        (!origin.https && self.h2c_allowed(origin)) || lock(&self.h2_origins).contains(origin)
     }
 
     /// A pooled sender, or a new connection. For HTTP/2 origins, concurrent
@@ -247,7 +248,7 @@ impl Inner {
                 }
                 handshake(tls, h2).await
             } else {
-                let h2 = h2c_allowed(&self.config.h2c_hosts, &origin.host, origin.port);
+                let h2 = self.h2c_allowed(origin);
                 handshake(tcp, h2).await
             }
         };

@@ -62,7 +62,11 @@ async fn looping_guest_is_stopped_by_the_cpu_limit() {
     let started = Instant::now();
     let (status, _) = status_and_body(&server, Proto::H1, "/loop").await;
     assert_eq!(status, 504);
-    assert!(started.elapsed() < Duration::from_secs(15), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
     server.assert_idle().await;
 }
 
