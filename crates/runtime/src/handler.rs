@@ -56,10 +56,8 @@ fn new_store(
             // until the scheduler has polled its I/O and timer driver, so
             // looping guests cannot delay other connections' events (a plain
             // re-wake would let them run for up to 61 scheduler ticks first).
-            Ok(UpdateDeadline::YieldCustom(
-                1,
-                Box::pin(tokio::task::yield_now()),
-            ))
+            // The meter stops while the guest is parked (see CpuMeter).
+            Ok(UpdateDeadline::YieldCustom(1, Box::pin(cpu.yield_now())))
         }
     });
     store.set_epoch_deadline(1);
