@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Hello benchmark: the suite guest's /hello route (fresh instance per
-# request) on berth and on `wasmtime serve` 48, and a native hyper server
-# (the upper bound), interleaved. Prints medians and ratios.
+# Hello benchmark: the suite guest's /hello route on berth (fresh instance
+# per request, and --reuse 1000), on `wasmtime serve` 48 (fresh instances),
+# and a native hyper server (the upper bound), interleaved. Prints medians
+# and ratios.
 #
 #   scripts/bench-hello.sh [ROUNDS] [SECONDS] [CONNECTIONS]
 set -euo pipefail
@@ -17,6 +18,7 @@ run_one() { # host
   case "$host" in
     native) "$origin_bin" "127.0.0.1:$port" 2>/dev/null & pid=$! ;;
     berth) RUST_LOG=warn "$berth" serve "$guest" --addr "127.0.0.1:$port" 2>/dev/null & pid=$! ;;
+    berth-reuse) RUST_LOG=warn "$berth" serve "$guest" --reuse 1000 --addr "127.0.0.1:$port" 2>/dev/null & pid=$! ;;
     wasmtime) "$wasmtime" serve -S cli --addr "127.0.0.1:$port" "$guest" 2>/dev/null & pid=$! ;;
   esac
   pids+=("$pid")
@@ -27,7 +29,7 @@ run_one() { # host
 }
 
 for _ in $(seq "$rounds"); do
-  for host in berth wasmtime native; do run_one "$host"; done
+  for host in berth berth-reuse wasmtime native; do run_one "$host"; done
 done
 summarize "hello benchmark: $rounds interleaved rounds x $seconds s, $conns connections (wrk, HTTP/1.1, unpinned)" \
   - wasmtime native

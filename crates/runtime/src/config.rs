@@ -37,6 +37,9 @@ pub const DEFAULT_KEEP_RESIDENT: usize = 2 << 20;
 /// Default bytes of each pooled async stack kept resident (64 KiB).
 pub const DEFAULT_STACK_KEEP_RESIDENT: usize = 64 << 10;
 
+/// Default time an idle reusable instance is kept (1 s).
+pub const DEFAULT_REUSE_IDLE_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Default cap on guest stdout + stderr bytes logged per request (1 MiB).
 pub const DEFAULT_LOG_LIMIT: usize = 1 << 20;
 
@@ -70,6 +73,14 @@ pub struct RuntimeConfig {
     pub keep_resident: usize,
     /// See [`DEFAULT_STACK_KEEP_RESIDENT`].
     pub stack_keep_resident: usize,
+    /// Instance policy. `None` (the default): a fresh instance per request,
+    /// so requests never share guest state. `Some(n)`: an instance serves up
+    /// to `n` requests one after another, keeping its memory (globals, heap)
+    /// between them; it is discarded after any trap, error or timeout, or
+    /// when it kept resources past a request.
+    pub reuse: Option<std::num::NonZeroU32>,
+    /// See [`DEFAULT_REUSE_IDLE_TIMEOUT`].
+    pub reuse_idle_timeout: Duration,
 }
 
 impl Default for RuntimeConfig {
@@ -88,6 +99,8 @@ impl Default for RuntimeConfig {
             pooling: true,
             keep_resident: DEFAULT_KEEP_RESIDENT,
             stack_keep_resident: DEFAULT_STACK_KEEP_RESIDENT,
+            reuse: None,
+            reuse_idle_timeout: DEFAULT_REUSE_IDLE_TIMEOUT,
         }
     }
 }

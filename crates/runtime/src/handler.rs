@@ -17,7 +17,7 @@ use berth_http::{GuestBody, HostBody, HttpCtx, HttpView};
 use tokio::sync::oneshot;
 use wasmtime::{CallHook, Store, UpdateDeadline};
 
-use crate::component::LoadedComponent;
+use crate::Shared;
 use crate::config::RuntimeConfig;
 use crate::error::{CpuLimitExceeded, HandleError};
 use crate::store::StoreState;
@@ -72,34 +72,51 @@ fn classify_failure(err: wasmtime::Error, config: &RuntimeConfig) -> HandleError
     }
 }
 
-/// Runs `request` through a new instance of `component`.
+/// Runs `request` through an instance of the runtime's component: a fresh
+/// one, or an idle one under the `reuse` policy.
 pub(crate) async fn handle(
-    engine: &wasmtime::Engine,
-    component: &LoadedComponent,
-    config: &RuntimeConfig,
-    http: HttpCtx,
-    live: &Arc<AtomicUsize>,
+    shared: &Arc<Shared>,
     request_id: u64,
     request: http::Request<HostBody>,
 ) -> Result<http::Response<GuestBody>, HandleError> {
     let started = Instant::now();
-    let live = LiveGuard::new(live);
+    let live = LiveGuard::new(&shared.live_instances);
+    let config = &shared.config;
     let deadline = tokio::time::Instant::now() + config.wall_time_limit;
     let wall = config.wall_time_limit;
-    let mut store = new_store(engine, config, http, request_id);
+    let http = shared.http.clone();
+    let (mut store, reused) = match shared.reuse.as_ref().and_then(|pool| pool.take()) {
+        Some(mut worker) => {
+            worker
+                .store
+                .data_mut()
+                .begin_request(config, http, request_id);
+            worker.store.set_epoch_deadline(1);
+            (worker.store, Some((worker.proxy, worker.uses)))
+        }
+        None => (new_store(&shared.engine, config, http, request_id), None),
+    };
     let (sender, mut response) = oneshot::channel();
-    let pre = component.pre.clone();
-    let cfg = config.clone();
+    let shared = shared.clone();
 
     let guest = async move {
+        let cfg = &shared.config;
         let run = async {
-            let proxy =
-                pre.instantiate_async(&mut store).await.map_err(|e| {
-                    match classify_failure(e, &cfg) {
-                        HandleError::Trap(e) => HandleError::Instantiate(e),
-                        other => other,
-                    }
-                })?;
+            let (proxy, uses) = match reused {
+                Some(reused) => reused,
+                None => {
+                    let proxy = shared
+                        .component
+                        .pre
+                        .instantiate_async(&mut store)
+                        .await
+                        .map_err(|e| match classify_failure(e, cfg) {
+                            HandleError::Trap(e) => HandleError::Instantiate(e),
+                            other => other,
+                        })?;
+                    (proxy, 0)
+                }
+            };
             let table = store.data_mut().http().table;
             let req = table
                 .push(IncomingRequest::from_http(request))
@@ -111,16 +128,22 @@ pub(crate) async fn handle(
                 .wasi_http_incoming_handler()
                 .call_handle(&mut store, req, out)
                 .await
-                .map_err(|e| classify_failure(e, &cfg))
+                .map_err(|e| classify_failure(e, cfg))?;
+            Ok((proxy, uses + 1))
         };
         let outcome = match tokio::time::timeout_at(deadline, run).await {
-            Ok(Ok(())) => Outcome::Returned,
+            Ok(Ok((proxy, uses))) => {
+                if let Some(pool) = &shared.reuse {
+                    // Only a clean return makes an instance reusable.
+                    pool.give_back(store, proxy, uses);
+                }
+                Outcome::Returned
+            }
             Ok(Err(err)) => Outcome::Failed(err),
             Err(_) => Outcome::Failed(HandleError::Timeout(wall)),
         };
-        // The store, and with it every unfinished body, goes first; then the
-        // instance stops counting as live.
-        drop(store);
+        // A store not given back (and with it every unfinished body) is
+        // dropped here; then the request stops counting as live.
         drop(live);
         outcome
     };

@@ -19,6 +19,7 @@ pub mod engine;
 pub mod error;
 mod handler;
 pub mod limits;
+mod pool;
 pub mod stdio;
 pub mod store;
 
@@ -35,17 +36,19 @@ pub use error::{HandleError, LoadError};
 /// A loaded component ready to serve requests. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Runtime {
-    inner: Arc<Inner>,
+    inner: Arc<Shared>,
 }
 
+/// What every request of a runtime shares.
 #[derive(Debug)]
-struct Inner {
-    engine: Engine,
-    component: LoadedComponent,
-    config: RuntimeConfig,
-    http: HttpCtx,
+pub(crate) struct Shared {
+    pub(crate) engine: Engine,
+    pub(crate) component: LoadedComponent,
+    pub(crate) config: RuntimeConfig,
+    pub(crate) http: HttpCtx,
     next_request_id: AtomicU64,
-    live_instances: Arc<AtomicUsize>,
+    pub(crate) live_instances: Arc<AtomicUsize>,
+    pub(crate) reuse: Option<pool::ReusePool>,
     _ticker: engine::EpochTicker,
 }
 
@@ -109,14 +112,18 @@ impl Runtime {
         let mut http = HttpCtx::default();
         http.fields_size_limit = config.fields_size_limit;
         http.outbound = outbound;
+        let reuse = config
+            .reuse
+            .map(|n| pool::ReusePool::new(n.get(), config.reuse_idle_timeout));
         Ok(Self {
-            inner: Arc::new(Inner {
+            inner: Arc::new(Shared {
                 engine,
                 component,
                 config,
                 http,
                 next_request_id: AtomicU64::new(1),
                 live_instances: Arc::new(AtomicUsize::new(0)),
+                reuse,
                 _ticker: ticker,
             }),
         })
@@ -139,6 +146,11 @@ impl Runtime {
         self.inner.live_instances.load(Ordering::Relaxed)
     }
 
+    /// Idle instances kept for reuse (always 0 without a `reuse` policy).
+    pub fn idle_instances(&self) -> usize {
+        self.inner.reuse.as_ref().map_or(0, pool::ReusePool::idle)
+    }
+
     /// A new request id, unique within this runtime.
     pub fn next_request_id(&self) -> u64 {
         self.inner.next_request_id.fetch_add(1, Ordering::Relaxed)
@@ -151,16 +163,6 @@ impl Runtime {
         request_id: u64,
         request: http::Request<HostBody>,
     ) -> Result<http::Response<GuestBody>, HandleError> {
-        let inner = &self.inner;
-        handler::handle(
-            &inner.engine,
-            &inner.component,
-            &inner.config,
-            inner.http.clone(),
-            &inner.live_instances,
-            request_id,
-            request,
-        )
-        .await
+        handler::handle(&self.inner, request_id, request).await
     }
 }

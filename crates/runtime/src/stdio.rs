@@ -120,6 +120,19 @@ impl GuestLog {
         }
     }
 
+    /// Starts the log of a new request on a reused instance: flushes a
+    /// pending partial line and resets the id and the byte budget.
+    pub fn restart(&self, request_id: u64, budget: usize) {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if !inner.pending.is_empty() {
+            let line = std::mem::take(&mut inner.pending);
+            inner.emit(&line);
+        }
+        inner.request_id = request_id;
+        inner.budget = budget;
+        inner.truncated = false;
+    }
+
     fn write(&self, bytes: &[u8]) {
         // A poisoned lock only means an earlier write panicked mid-line.
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());

@@ -16,6 +16,8 @@ pub struct StoreState {
     http: HttpCtx,
     pub(crate) limiter: InstanceLimiter,
     pub(crate) cpu: CpuMeter,
+    stdout: GuestLog,
+    stderr: GuestLog,
 }
 
 impl StoreState {
@@ -23,18 +25,12 @@ impl StoreState {
     /// nothing else (no args, no preopens, no network, stdin at EOF), guest
     /// output to the log.
     pub fn new(config: &RuntimeConfig, http: HttpCtx, request_id: u64) -> Self {
+        let stdout = GuestLog::new(request_id, LogStream::Stdout, config.log_limit);
+        let stderr = GuestLog::new(request_id, LogStream::Stderr, config.log_limit);
         let mut wasi = WasiCtx::builder();
         wasi.envs(&config.env)
-            .stdout(GuestLog::new(
-                request_id,
-                LogStream::Stdout,
-                config.log_limit,
-            ))
-            .stderr(GuestLog::new(
-                request_id,
-                LogStream::Stderr,
-                config.log_limit,
-            ));
+            .stdout(stdout.clone())
+            .stderr(stderr.clone());
         let mut table = ResourceTable::new();
         table.set_max_capacity(config.resource_limit);
         Self {
@@ -43,11 +39,24 @@ impl StoreState {
             http,
             limiter: InstanceLimiter::new(config.memory_limit, config.table_elements_limit),
             cpu: CpuMeter::new(config.cpu_time_limit),
+            stdout,
+            stderr,
         }
     }
 
-    /// Live entries in the resource table (for leak checks).
-    pub fn live_resources(&self) -> bool {
+    /// Prepares a reused instance for request `request_id`: fresh
+    /// `wasi:http` counters, a new CPU budget, log lines tagged anew.
+    /// Guest memory is deliberately kept (that is what reuse means).
+    pub(crate) fn begin_request(&mut self, config: &RuntimeConfig, http: HttpCtx, request_id: u64) {
+        self.http = http;
+        self.cpu = CpuMeter::new(config.cpu_time_limit);
+        self.stdout.restart(request_id, config.log_limit);
+        self.stderr.restart(request_id, config.log_limit);
+    }
+
+    /// Whether the resource table still holds entries (a guest that kept
+    /// handles past its request; such an instance is not reused).
+    pub fn has_live_resources(&self) -> bool {
         !self.table.is_empty()
     }
 }

@@ -247,3 +247,35 @@ async fn no_state_leaks_between_requests() {
         );
     }
 }
+
+/// The documented trade-off of `reuse = N`: an instance keeps its memory
+/// for up to N requests in a row, is replaced after N, and is discarded
+/// (never reused) after a trap.
+#[tokio::test]
+async fn reuse_policy_keeps_state_for_n_requests_and_drops_trapped_instances() {
+    let config = berth::RuntimeConfig {
+        reuse: std::num::NonZeroU32::new(3),
+        ..test_config()
+    };
+    let server = TestServer::start_with("suite", config).await;
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        seen.push(get(&server, Proto::H1, "/secret").await.1);
+    }
+    let fresh = "found=0x0 dirty=0\n";
+    let reused = "found=0x5ec2e7 dirty=0\n";
+    assert_eq!(seen, [fresh, reused, reused, fresh]);
+
+    // The instance now idle has served one request (it is handed back when
+    // the guest returns, just after the body ends); a trap discards it.
+    for _ in 0..100 {
+        if server.runtime.idle_instances() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(server.runtime.idle_instances(), 1);
+    assert_eq!(get(&server, Proto::H1, "/trap").await.0, 500);
+    assert_eq!(server.runtime.idle_instances(), 0);
+    assert_eq!(get(&server, Proto::H1, "/secret").await.1, fresh);
+}

@@ -66,6 +66,12 @@ pub(crate) struct ServeCommand {
     #[arg(long, value_name = "MS", default_value_t = berth::outbound::config::DEFAULT_BETWEEN_BYTES_TIMEOUT.as_millis() as u64)]
     outbound_between_bytes_timeout_ms: u64,
 
+    /// Reuse an instance for up to N requests in a row instead of a fresh
+    /// instance per request. Faster, but guest memory (globals, heap) is
+    /// kept between those requests; an instance that traps is never reused.
+    #[arg(long, value_name = "N")]
+    reuse: Option<std::num::NonZeroU32>,
+
     /// Seconds in-flight requests get to finish after SIGINT/SIGTERM.
     #[arg(long, value_name = "SECS", default_value_t = berth::config::DEFAULT_DRAIN_TIMEOUT.as_secs())]
     drain_timeout_secs: u64,
@@ -103,6 +109,7 @@ impl ServeCommand {
             memory_limit: usize::try_from(self.memory_limit_mib << 20)
                 .context("--memory-limit-mib is too large")?,
             env: self.env.clone(),
+            reuse: self.reuse,
             ..RuntimeConfig::default()
         };
         if runtime_config.cpu_time_limit.is_zero() || runtime_config.wall_time_limit.is_zero() {
