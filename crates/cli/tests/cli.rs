@@ -16,6 +16,11 @@ use std::time::Duration;
 fn berth() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_berth"));
     cmd.env("RUST_LOG", "info");
+    // Keep the compilation cache of tests out of the user's home.
+    cmd.env(
+        "BERTH_CACHE_DIR",
+        std::env::temp_dir().join(format!("berth-cli-cache-{}", std::process::id())),
+    );
     cmd
 }
 
@@ -27,6 +32,8 @@ fn fixture(name: &str) -> PathBuf {
 struct Served {
     child: Child,
     addr: String,
+    /// What berth logged before the banner.
+    startup_log: String,
     stderr: BufReader<std::process::ChildStderr>,
 }
 
@@ -42,18 +49,21 @@ impl Served {
             .expect("berth starts");
         let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
         let mut line = String::new();
+        let mut startup_log = String::new();
         let addr = loop {
             line.clear();
             if stderr.read_line(&mut line).expect("read stderr") == 0 {
-                panic!("berth exited before listening");
+                panic!("berth exited before listening:\n{startup_log}");
             }
             if let Some(rest) = line.trim().strip_prefix("Serving HTTP on http://") {
                 break rest.trim_end_matches('/').to_owned();
             }
+            startup_log.push_str(&line);
         };
         Self {
             child,
             addr,
+            startup_log,
             stderr,
         }
     }
@@ -329,4 +339,55 @@ fn allow_outbound_flag_opens_egress_to_exactly_that_destination() {
         response.ends_with("upstream error: ErrorCode::HttpRequestDenied\n"),
         "{response}"
     );
+}
+
+#[test]
+fn compile_prefills_the_cache_that_serve_then_hits() {
+    let dir = std::env::temp_dir().join(format!("berth-cli-aot-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let suite = fixture("suite");
+    let (suite, dir_arg) = (suite.to_str().unwrap(), dir.to_str().unwrap());
+    let output = berth()
+        .args(["compile", suite, "--cache-dir", dir_arg])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{err}");
+    assert!(err.contains("cached: "), "{err}");
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+
+    let served = Served::start(&[suite, "--cache-dir", dir_arg]);
+    assert!(
+        served.startup_log.contains("cache=Hit"),
+        "{}",
+        served.startup_log
+    );
+    assert!(served.get("/hello").contains("hello from berth"));
+    drop(served);
+
+    // A corrupted entry is recompiled and replaced, never trusted.
+    let entry = std::fs::read_dir(&dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut bytes = std::fs::read(&entry).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x55;
+    std::fs::write(&entry, &bytes).unwrap();
+    let served = Served::start(&[suite, "--cache-dir", dir_arg]);
+    assert!(
+        served.startup_log.contains("cache=Replaced"),
+        "{}",
+        served.startup_log
+    );
+    assert!(served.get("/hello").contains("hello from berth"));
+    drop(served);
+
+    let again = berth()
+        .args(["compile", suite, "--cache-dir", dir_arg])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already cached"));
 }

@@ -58,6 +58,7 @@ pub fn load(
     linker: &Linker<StoreState>,
     bytes: &[u8],
     what: &str,
+    cache_dir: Option<&std::path::Path>,
 ) -> Result<LoadedComponent, LoadError> {
     let what = what.to_owned();
     if !bytes.starts_with(WASM_MAGIC) {
@@ -66,10 +67,12 @@ pub fn load(
     if bytes.get(4..8) == Some(CORE_MODULE_VERSION) {
         return Err(LoadError::CoreModule { what });
     }
-    let component = Component::new(engine, bytes).map_err(|source| LoadError::Compile {
-        what: what.clone(),
-        source,
-    })?;
+    let (component, cached) =
+        crate::cache::compile(engine, bytes, cache_dir).map_err(|source| LoadError::Compile {
+            what: what.clone(),
+            source,
+        })?;
+    tracing::info!(component = %what, cache = ?cached, "component ready");
     let world = detect_world(engine, &component, &what)?;
     let instance_pre = linker
         .instantiate_pre(&component)

@@ -81,6 +81,9 @@ pub struct RuntimeConfig {
     pub reuse: Option<std::num::NonZeroU32>,
     /// See [`DEFAULT_REUSE_IDLE_TIMEOUT`].
     pub reuse_idle_timeout: Duration,
+    /// Where compiled components are cached (see [`crate::cache`]); `None`
+    /// compiles in memory every time.
+    pub cache_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for RuntimeConfig {
@@ -101,6 +104,7 @@ impl Default for RuntimeConfig {
             stack_keep_resident: DEFAULT_STACK_KEEP_RESIDENT,
             reuse: None,
             reuse_idle_timeout: DEFAULT_REUSE_IDLE_TIMEOUT,
+            cache_dir: None,
         }
     }
 }

@@ -13,6 +13,7 @@
 //! host), a memory limit summed over all of an instance's memories, and a
 //! cap on live resource handles.
 
+pub mod cache;
 pub mod component;
 pub mod config;
 pub mod engine;
@@ -106,7 +107,8 @@ impl Runtime {
     ) -> Result<Self, LoadError> {
         let engine = engine::build_engine(&config)?;
         let linker = component::build_linker(&engine)?;
-        let component = component::load(&engine, &linker, bytes, what)?;
+        let component =
+            component::load(&engine, &linker, bytes, what, config.cache_dir.as_deref())?;
         let ticker = engine::EpochTicker::start(engine.clone(), config.epoch_tick)
             .map_err(LoadError::Ticker)?;
         let mut http = HttpCtx::default();

@@ -1,5 +1,6 @@
 //! Subcommands.
 
+mod compile;
 mod serve;
 
 /// What `berth` can do.
@@ -7,12 +8,16 @@ mod serve;
 pub(crate) enum Command {
     /// Serve a wasi:http component over HTTP/1.1 and HTTP/2 (h2c).
     Serve(serve::ServeCommand),
+    /// Compile a component ahead of time into the cache, so `serve` starts
+    /// without compiling.
+    Compile(compile::CompileCommand),
 }
 
 impl Command {
     pub(crate) fn execute(self) -> anyhow::Result<()> {
         match self {
             Command::Serve(cmd) => cmd.execute(),
+            Command::Compile(cmd) => cmd.execute(),
         }
     }
 }

@@ -72,6 +72,9 @@ pub(crate) struct ServeCommand {
     #[arg(long, value_name = "N")]
     reuse: Option<std::num::NonZeroU32>,
 
+    #[command(flatten)]
+    cache: CacheArgs,
+
     /// Seconds in-flight requests get to finish after SIGINT/SIGTERM.
     #[arg(long, value_name = "SECS", default_value_t = berth::config::DEFAULT_DRAIN_TIMEOUT.as_secs())]
     drain_timeout_secs: u64,
@@ -94,6 +97,34 @@ fn berth_runtime_default_wall_ms() -> u64 {
     berth_runtime::config::DEFAULT_WALL_TIME_LIMIT.as_millis() as u64
 }
 
+/// Where compiled components are cached.
+#[derive(Debug, clap::Args)]
+pub(crate) struct CacheArgs {
+    /// Directory of the compilation cache [default: ~/.cache/berth/aot].
+    /// It holds executable code: keep it writable only by berth's user.
+    #[arg(long, value_name = "DIR", env = "BERTH_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+
+    /// Compile in memory; neither read nor write the cache.
+    #[arg(long, conflicts_with = "cache_dir")]
+    no_cache: bool,
+}
+
+impl CacheArgs {
+    /// The cache directory in effect, if any.
+    pub(crate) fn dir(&self) -> Option<PathBuf> {
+        if self.no_cache {
+            return None;
+        }
+        self.cache_dir.clone().or_else(|| {
+            let base = std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+            Some(base.join("berth").join("aot"))
+        })
+    }
+}
+
 fn parse_env(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
@@ -110,6 +141,7 @@ impl ServeCommand {
                 .context("--memory-limit-mib is too large")?,
             env: self.env.clone(),
             reuse: self.reuse,
+            cache_dir: self.cache.dir(),
             ..RuntimeConfig::default()
         };
         if runtime_config.cpu_time_limit.is_zero() || runtime_config.wall_time_limit.is_zero() {
