@@ -5,6 +5,7 @@
 # and ratios.
 #
 #   scripts/bench-hello.sh [ROUNDS] [SECONDS] [CONNECTIONS]
+#   PIN=1 scripts/bench-hello.sh ...   server on core 0, wrk on core 1
 set -euo pipefail
 top="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$top"
@@ -16,10 +17,10 @@ run_one() { # host
   local host="$1" port pid
   port="$(free_port)"
   case "$host" in
-    native) "$origin_bin" "127.0.0.1:$port" 2>/dev/null & pid=$! ;;
-    berth) RUST_LOG=warn "$berth" serve "$guest" --addr "127.0.0.1:$port" 2>/dev/null & pid=$! ;;
-    berth-reuse) RUST_LOG=warn "$berth" serve "$guest" --reuse 1000 --addr "127.0.0.1:$port" 2>/dev/null & pid=$! ;;
-    wasmtime) "$wasmtime" serve -S cli --addr "127.0.0.1:$port" "$guest" 2>/dev/null & pid=$! ;;
+    native) $server_prefix "$origin_bin" "127.0.0.1:$port" 2>/dev/null & pid=$! ;;
+    berth) RUST_LOG=warn $server_prefix "$berth" serve "$guest" --addr "127.0.0.1:$port" 2>/dev/null & pid=$! ;;
+    berth-reuse) RUST_LOG=warn $server_prefix "$berth" serve "$guest" --reuse 1000 --addr "127.0.0.1:$port" 2>/dev/null & pid=$! ;;
+    wasmtime) $server_prefix "$wasmtime" serve -S cli --addr "127.0.0.1:$port" "$guest" 2>/dev/null & pid=$! ;;
   esac
   pids+=("$pid")
   wait_http "http://127.0.0.1:$port/hello"
@@ -31,5 +32,6 @@ run_one() { # host
 for _ in $(seq "$rounds"); do
   for host in berth berth-reuse wasmtime native; do run_one "$host"; done
 done
-summarize "hello benchmark: $rounds interleaved rounds x $seconds s, $conns connections (wrk, HTTP/1.1, unpinned)" \
+pinning="unpinned"; [ "${PIN:-0}" = 1 ] && pinning="server core 0, wrk core 1"
+summarize "hello benchmark: $rounds interleaved rounds x $seconds s, $conns connections (wrk, HTTP/1.1, $pinning)" \
   - wasmtime native

@@ -15,6 +15,12 @@ cargo build --quiet --release --locked -p berth-cli -p berth-bench-origin
 berth="$CARGO_TARGET_DIR/release/berth"
 origin_bin="$CARGO_TARGET_DIR/release/berth-bench-origin"
 results="$(mktemp)"
+# PIN=1: server on core 0, load generator on core 1 (taskset).
+if [ "${PIN:-0}" = 1 ]; then
+  server_prefix="taskset -c 0" client_prefix="taskset -c 1"
+else
+  server_prefix="" client_prefix=""
+fi
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
@@ -26,8 +32,8 @@ wait_http() { for _ in $(seq 200); do curl -sf -o /dev/null "$1" && return 0; sl
 # "label req/s p50 p99 0" to $results (set_extra fills the last column).
 measure() {
   local label="$1" url="$2" seconds="$3" conns="$4" extra=0 out
-  wrk -t1 -c"$conns" -d1s "$url" >/dev/null
-  out="$(wrk -t1 -c"$conns" -d"${seconds}s" --latency "$url")"
+  $client_prefix wrk -t1 -c"$conns" -d1s "$url" >/dev/null
+  out="$($client_prefix wrk -t1 -c"$conns" -d"${seconds}s" --latency "$url")"
   echo "$label $(awk '/Requests\/sec/ {print $2}' <<<"$out") $(awk '$1=="50%" {print $2}' <<<"$out") $(awk '$1=="99%" {print $2}' <<<"$out") $extra" >>"$results"
 }
 
