@@ -1,6 +1,7 @@
 //! `berth-bench-origin ADDR`: a minimal native HTTP/1.1 + h2c server that
-//! answers every request with `hello from the origin` (keep-alive). Used by
-//! `scripts/bench-proxy.sh` as the upstream, and as the native baseline.
+//! answers every request with `hello from the origin` (keep-alive), except
+//! `/echo`, which streams the request body back. Used by the bench scripts
+//! as the proxy's upstream and as the native baseline.
 
 use std::convert::Infallible;
 
@@ -8,12 +9,19 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
+type Body = http_body_util::Either<Full<Bytes>, hyper::body::Incoming>;
+
 async fn hello(
-    _req: hyper::Request<hyper::body::Incoming>,
-) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
-    Ok(hyper::Response::new(Full::new(Bytes::from_static(
-        b"hello from the origin\n",
-    ))))
+    req: hyper::Request<hyper::body::Incoming>,
+) -> Result<hyper::Response<Body>, Infallible> {
+    if req.uri().path() == "/echo" {
+        return Ok(hyper::Response::new(http_body_util::Either::Right(
+            req.into_body(),
+        )));
+    }
+    Ok(hyper::Response::new(http_body_util::Either::Left(
+        Full::new(Bytes::from_static(b"hello from the origin\n")),
+    )))
 }
 
 #[tokio::main]
