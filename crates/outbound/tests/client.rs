@@ -22,17 +22,10 @@ use berth_outbound::{DefaultClient, OutboundConfig};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 // ---------------------------------------------------------------- upstreams
-
-/// What the origin saw, per connection.
-#[derive(Default)]
-struct OriginStats {
-    connections: AtomicUsize,
-}
 
 async fn origin_handler(
     req: http::Request<Incoming>,
@@ -78,26 +71,9 @@ fn full(text: impl Into<Bytes>) -> HostBody {
 }
 
 /// A plain-text origin speaking HTTP/1.1 and h2c on one port.
-async fn origin() -> (SocketAddr, Arc<OriginStats>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let stats = Arc::new(OriginStats::default());
-    let s = stats.clone();
-    tokio::spawn(async move {
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            s.connections.fetch_add(1, Ordering::Relaxed);
-            tokio::spawn(async move {
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(
-                        TokioIo::new(stream),
-                        hyper::service::service_fn(origin_handler),
-                    )
-                    .await;
-            });
-        }
-    });
-    (addr, stats)
+async fn origin() -> (SocketAddr, Arc<AtomicUsize>) {
+    let origin = berth_test_support::spawn_origin(origin_handler, None).await;
+    (origin.addr, origin.connections)
 }
 
 struct TlsOrigin {
@@ -109,27 +85,9 @@ struct TlsOrigin {
 async fn tls_origin(name: &str) -> TlsOrigin {
     let tls = berth_test_support::TestTls::new(&[name]);
     let acceptor = tls.acceptor(&[b"h2", b"http/1.1"]);
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(stream).await else {
-                    return;
-                };
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(
-                        TokioIo::new(tls),
-                        hyper::service::service_fn(origin_handler),
-                    )
-                    .await;
-            });
-        }
-    });
+    let origin = berth_test_support::spawn_origin(origin_handler, Some(acceptor)).await;
     TlsOrigin {
-        addr,
+        addr: origin.addr,
         ca_file: tls.ca_file,
     }
 }
@@ -251,7 +209,7 @@ async fn http1_requests_reuse_one_pooled_connection() {
         assert!(body.contains("path=/hello"));
         assert!(body.contains("cdn-loop=Some(\"berth-test\")"), "{body}");
     }
-    assert_eq!(stats.connections.load(Ordering::Relaxed), 1);
+    assert_eq!(stats.load(Ordering::Relaxed), 1);
     assert_eq!(dialer.dialed.lock().unwrap().len(), 1);
 }
 
@@ -277,7 +235,7 @@ async fn h2c_prior_knowledge_is_opt_in_per_host() {
         assert!(h.await.unwrap().contains("version=HTTP/2.0"));
     }
     assert_eq!(
-        stats.connections.load(Ordering::Relaxed),
+        stats.load(Ordering::Relaxed),
         1,
         "one shared HTTP/2 connection"
     );

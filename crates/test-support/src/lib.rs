@@ -1,11 +1,15 @@
-//! Test helpers shared by berth's crates: a throwaway certificate authority
-//! for HTTPS origins on loopback. Test code only; it panics on failure.
+//! Test helpers shared by berth's crates: origin servers on loopback (plain
+//! HTTP/1.1 + h2c, or HTTPS with a throwaway certificate authority). Test
+//! code only; it panics on failure.
 
 #![allow(
     clippy::expect_used,
     reason = "test helpers fail the test on unexpected errors"
 )]
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -63,4 +67,59 @@ impl TestTls {
         server.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         tokio_rustls::TlsAcceptor::from(Arc::new(server))
     }
+}
+
+/// A running origin: its address and how many connections it accepted.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// Where it listens (127.0.0.1, a free port).
+    pub addr: SocketAddr,
+    /// Connections accepted so far (to observe connection reuse).
+    pub connections: Arc<AtomicUsize>,
+}
+
+/// Serves `handler` on a new loopback port with hyper-util's auto builder
+/// (HTTP/1.1 and HTTP/2), over TLS when `tls` is given.
+pub async fn spawn_origin<F, Fut, B>(handler: F, tls: Option<tokio_rustls::TlsAcceptor>) -> Origin
+where
+    F: Fn(hyper::Request<hyper::body::Incoming>) -> Fut + Copy + Send + Sync + 'static,
+    Fut: Future<Output = Result<hyper::Response<B>, Infallible>> + Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a loopback port");
+    let addr = listener.local_addr().expect("local address");
+    let connections = Arc::new(AtomicUsize::new(0));
+    let count = connections.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::Relaxed);
+            let tls = tls.clone();
+            tokio::spawn(async move {
+                let builder = hyper_util::server::conn::auto::Builder::new(
+                    hyper_util::rt::TokioExecutor::new(),
+                );
+                let service = hyper::service::service_fn(handler);
+                let _ = match tls {
+                    Some(acceptor) => match acceptor.accept(stream).await {
+                        Ok(tls) => {
+                            builder
+                                .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                                .await
+                        }
+                        Err(_) => return,
+                    },
+                    None => {
+                        builder
+                            .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                            .await
+                    }
+                };
+            });
+        }
+    });
+    Origin { addr, connections }
 }

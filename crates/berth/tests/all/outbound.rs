@@ -8,7 +8,6 @@ use berth::outbound::{DefaultClient, OutboundConfig};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use crate::support::*;
 
@@ -45,22 +44,9 @@ async fn origin_handler(
 }
 
 async fn origin() -> std::net::SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            tokio::spawn(async move {
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(
-                        TokioIo::new(stream),
-                        hyper::service::service_fn(origin_handler),
-                    )
-                    .await;
-            });
-        }
-    });
-    addr
+    berth_test_support::spawn_origin(origin_handler, None)
+        .await
+        .addr
 }
 
 async fn proxy_to(upstream: &str, allow: &[&str]) -> TestServer {
@@ -264,26 +250,8 @@ async fn outgoing_requests_per_invocation_are_capped() {
 async fn tls_origin() -> (std::net::SocketAddr, std::path::PathBuf) {
     let tls = berth_test_support::TestTls::new(&["localhost"]);
     let acceptor = tls.acceptor(&[b"h2", b"http/1.1"]);
-    let ca_file = tls.ca_file;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(stream).await else {
-                    return;
-                };
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(
-                        TokioIo::new(tls),
-                        hyper::service::service_fn(origin_handler),
-                    )
-                    .await;
-            });
-        }
-    });
-    (addr, ca_file)
+    let origin = berth_test_support::spawn_origin(origin_handler, Some(acceptor)).await;
+    (origin.addr, tls.ca_file)
 }
 
 #[tokio::test]
