@@ -6,6 +6,7 @@
 # its origin (connection reuse keeps that near the pool size).
 #
 #   scripts/bench-proxy.sh [ROUNDS] [SECONDS] [CONNECTIONS]
+#   PIN=1 scripts/bench-proxy.sh ...   host on core 0, wrk on core 1
 set -euo pipefail
 top="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$top"
@@ -19,10 +20,10 @@ run_one() { # host
   "$origin_bin" "127.0.0.1:$oport" 2>/dev/null & opid=$!; pids+=("$opid")
   wait_http "http://127.0.0.1:$oport/"
   if [ "$host" = berth ]; then
-    RUST_LOG=warn "$berth" serve "$proxy" --addr "127.0.0.1:$hport" \
+    RUST_LOG=warn $server_prefix "$berth" serve "$proxy" --addr "127.0.0.1:$hport" \
       --env "UPSTREAM=http://127.0.0.1:$oport" --allow-outbound "127.0.0.1:$oport" 2>/dev/null & hpid=$!
   else
-    "$wasmtime" serve -S cli --addr "127.0.0.1:$hport" --env "UPSTREAM=http://127.0.0.1:$oport" \
+    $server_prefix "$wasmtime" serve -S cli --addr "127.0.0.1:$hport" --env "UPSTREAM=http://127.0.0.1:$oport" \
       "$proxy" 2>/dev/null & hpid=$!
   fi
   pids+=("$hpid")
