@@ -93,6 +93,7 @@ pub fn guest_body(content_length: Option<u64>, kind: BodyKind) -> (BodyWriter, G
         outcome: Some(outcome_rx),
         content_length,
         remaining: content_length,
+        delivered: None,
     };
     (writer, body)
 }
@@ -107,11 +108,27 @@ pub enum WriteError {
     Failed(ErrorCode),
 }
 
-#[derive(Debug)]
+/// Waiting for channel capacity (from [`BodyWriter::poll_ready`]).
+type Reserving = Pin<
+    Box<dyn Future<Output = Result<mpsc::OwnedPermit<Bytes>, mpsc::error::SendError<()>>> + Send>,
+>;
+
 enum SenderState {
     Idle(mpsc::Sender<Bytes>),
+    Reserving(Reserving),
     Permitted(mpsc::OwnedPermit<Bytes>),
     Closed,
+}
+
+impl std::fmt::Debug for SenderState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SenderState::Idle(_) => "Idle",
+            SenderState::Reserving(_) => "Reserving",
+            SenderState::Permitted(_) => "Permitted",
+            SenderState::Closed => "Closed",
+        })
+    }
 }
 
 /// The guest's end of a [`GuestBody`].
@@ -148,19 +165,56 @@ impl BodyWriter {
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => Err(WriteError::Closed),
             },
+            SenderState::Reserving(mut fut) => {
+                match fut.as_mut().poll(&mut Context::from_waker(std::task::Waker::noop())) {
+                    Poll::Ready(Ok(p)) => {
+                        self.sender = SenderState::Permitted(p);
+                        Ok(MAX_WRITE_CHUNK)
+                    }
+                    Poll::Ready(Err(_)) => Err(WriteError::Closed),
+                    Poll::Pending => {
+                        self.sender = SenderState::Reserving(fut);
+                        Ok(0)
+                    }
+                }
+            }
             SenderState::Closed => Err(WriteError::Closed),
+        }
+    }
+
+    /// Polls until a write of up to [`MAX_WRITE_CHUNK`] bytes is possible
+    /// (a permit is held) or the body is closed; the waker in `cx` is woken
+    /// when capacity frees up. For callers that are poll-based (wasi:http
+    /// 0.3 stream consumers).
+    pub fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            match std::mem::replace(&mut self.sender, SenderState::Closed) {
+                SenderState::Idle(tx) => match tx.try_reserve_owned() {
+                    Ok(p) => self.sender = SenderState::Permitted(p),
+                    Err(mpsc::error::TrySendError::Full(tx)) => {
+                        self.sender = SenderState::Reserving(Box::pin(tx.reserve_owned()));
+                        continue;
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => {}
+                },
+                SenderState::Reserving(mut fut) => match fut.as_mut().poll(cx) {
+                    Poll::Ready(Ok(p)) => self.sender = SenderState::Permitted(p),
+                    Poll::Ready(Err(_)) => {}
+                    Poll::Pending => {
+                        self.sender = SenderState::Reserving(fut);
+                        return Poll::Pending;
+                    }
+                },
+                state @ (SenderState::Permitted(_) | SenderState::Closed) => self.sender = state,
+            }
+            return Poll::Ready(());
         }
     }
 
     /// Waits until a write of up to [`MAX_WRITE_CHUNK`] bytes is possible or
     /// the body is closed. Cancel-safe: dropping the future loses nothing.
     pub async fn ready(&mut self) {
-        if let SenderState::Idle(tx) = &self.sender {
-            match tx.clone().reserve_owned().await {
-                Ok(p) => self.sender = SenderState::Permitted(p),
-                Err(_) => self.sender = SenderState::Closed,
-            }
-        }
+        std::future::poll_fn(|cx| self.poll_ready(cx)).await
     }
 
     /// Writes `bytes`, which must fit the permit [`BodyWriter::check_write`]
@@ -206,6 +260,12 @@ impl BodyWriter {
                     Err(mpsc::error::TrySendError::Closed(_)) => Err(WriteError::Closed),
                 }
             }
+            SenderState::Reserving(fut) => {
+                self.sender = SenderState::Reserving(fut);
+                Err(WriteError::Failed(ErrorCode::internal(
+                    "write without a permit from check-write",
+                )))
+            }
             SenderState::Closed => Err(WriteError::Closed),
         }
     }
@@ -248,6 +308,7 @@ pub struct GuestBody {
     outcome: Option<oneshot::Receiver<Outcome>>,
     content_length: Option<u64>,
     remaining: Option<u64>,
+    delivered: Option<oneshot::Sender<Result<(), ErrorCode>>>,
 }
 
 impl GuestBody {
@@ -258,6 +319,27 @@ impl GuestBody {
         // An empty writer with no length cannot fail to finish.
         let _ = writer.finish(None);
         body
+    }
+
+    /// Tells `tx` how delivery ended: `Ok` once the reader (hyper) has
+    /// taken the last frame, or the error that ended the body, or
+    /// `connection-terminated` if the body is dropped before its end (the
+    /// peer went away). wasi:http 0.3 reports this to the guest as the
+    /// transmission result of a request or response.
+    pub fn on_delivery(&mut self, tx: oneshot::Sender<Result<(), ErrorCode>>) {
+        self.delivered = Some(tx);
+    }
+
+    fn report(&mut self, result: Result<(), ErrorCode>) {
+        if let Some(tx) = self.delivered.take() {
+            let _ = tx.send(result);
+        }
+    }
+}
+
+impl Drop for GuestBody {
+    fn drop(&mut self) {
+        self.report(Err(ErrorCode::ConnectionTerminated));
     }
 }
 
@@ -281,14 +363,19 @@ impl Body for GuestBody {
         };
         let outcome = ready!(Pin::new(rx).poll(cx));
         this.outcome = None;
-        Poll::Ready(match outcome {
+        let frame = match outcome {
             Ok(Ok(Some(trailers))) => Some(Ok(Frame::trailers(trailers))),
             Ok(Ok(None)) => None,
             Ok(Err(err)) => Some(Err(err)),
             Err(_) => Some(Err(ErrorCode::internal(
                 "the guest dropped the body without finishing it",
             ))),
-        })
+        };
+        this.report(match &frame {
+            Some(Err(err)) => Err(err.clone()),
+            _ => Ok(()),
+        });
+        Poll::Ready(frame)
     }
 
     fn is_end_stream(&self) -> bool {

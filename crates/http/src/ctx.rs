@@ -1,10 +1,11 @@
 //! Per-store `wasi:http` state and the view host impls work through.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use wasmtime::component::{HasData, ResourceTable};
 
+use crate::error::ErrorCode;
 use crate::fields::DEFAULT_FIELDS_SIZE_LIMIT;
 use crate::outbound::OutboundClient;
 
@@ -94,4 +95,57 @@ pub struct Http;
 
 impl HasData for Http {
     type Data<'a> = HttpCtxView<'a>;
+}
+
+/// Counts one outgoing request of an invocation waiting for its response
+/// head, against the per-invocation concurrency cap.
+#[derive(Debug)]
+pub(crate) struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    /// Takes a slot, or `None` when `max` are taken.
+    pub(crate) fn try_new(count: &Arc<AtomicUsize>, max: usize) -> Option<Self> {
+        count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Self(count.clone()))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl HttpCtx {
+    /// Admits one outgoing request of this invocation: the client to send
+    /// it with and a slot against the concurrency cap. Denied with
+    /// `HTTP-request-denied` when no outbound access is configured, and with
+    /// `connection-limit-reached` past either per-invocation cap.
+    pub(crate) fn admit_outgoing(
+        &mut self,
+        uri: &http::Uri,
+    ) -> Result<(Arc<dyn OutboundClient>, InFlight), ErrorCode> {
+        let Some(client) = self.outbound.clone() else {
+            tracing::info!(
+                %uri,
+                "outgoing request denied: no outbound access is configured for this app"
+            );
+            return Err(ErrorCode::HttpRequestDenied);
+        };
+        if self.outgoing_sent >= self.max_outgoing_requests {
+            tracing::info!(
+                limit = self.max_outgoing_requests,
+                "outgoing request refused: per-request total reached"
+            );
+            return Err(ErrorCode::ConnectionLimitReached);
+        }
+        let in_flight = InFlight::try_new(&self.outgoing_in_flight, self.max_concurrent_outgoing)
+            .ok_or(ErrorCode::ConnectionLimitReached)?;
+        self.outgoing_sent += 1;
+        Ok((client, in_flight))
+    }
 }

@@ -7,6 +7,8 @@
 
 use std::fmt;
 
+use wasmtime::component::ResourceTableError;
+
 /// Payload of [`ErrorCode::DnsError`].
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DnsErrorPayload {
@@ -154,6 +156,57 @@ pub enum HeaderError {
         /// The configured limit in bytes.
         limit: usize,
     },
+}
+
+/// Result of a host function that may return an `error-code` or trap.
+pub type HttpResult<T> = Result<T, HttpError>;
+
+/// An `error-code` for the guest, or a trap.
+#[derive(Debug)]
+pub enum HttpError {
+    /// Returned to the guest.
+    Code(ErrorCode),
+    /// Ends the guest's execution.
+    Trap(wasmtime::Error),
+}
+
+impl From<ErrorCode> for HttpError {
+    fn from(code: ErrorCode) -> Self {
+        HttpError::Code(code)
+    }
+}
+
+impl From<ResourceTableError> for HttpError {
+    fn from(err: ResourceTableError) -> Self {
+        HttpError::Trap(err.into())
+    }
+}
+
+impl From<wasmtime::Error> for HttpError {
+    fn from(err: wasmtime::Error) -> Self {
+        HttpError::Trap(err)
+    }
+}
+
+/// A `header-error` for the guest, or a trap.
+#[derive(Debug)]
+pub enum FieldsError {
+    /// Returned to the guest.
+    Header(HeaderError),
+    /// Ends the guest's execution.
+    Trap(wasmtime::Error),
+}
+
+impl From<HeaderError> for FieldsError {
+    fn from(err: HeaderError) -> Self {
+        FieldsError::Header(err)
+    }
+}
+
+impl From<ResourceTableError> for FieldsError {
+    fn from(err: ResourceTableError) -> Self {
+        FieldsError::Trap(err.into())
+    }
 }
 
 #[cfg(test)]

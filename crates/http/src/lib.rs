@@ -15,14 +15,17 @@
 //! * [`ctx`]: per-store state ([`HttpCtx`]) and the [`HttpView`] trait.
 //!
 //! Each `wasi:http` version is a mirror module holding only bindings,
-//! resource types, host impls and conversions: [`p2`] for `wasi:http@0.2.x`.
+//! resource types, host impls and conversions: [`p2`] for `wasi:http@0.2.x`,
+//! [`p3`] for `wasi:http@0.3.0`.
 
 pub mod body;
+mod conv;
 pub mod ctx;
 pub mod error;
 pub mod fields;
 pub mod outbound;
 pub mod p2;
+pub mod p3;
 pub mod uri;
 
 pub use body::{GuestBody, HostBody};

@@ -33,3 +33,54 @@ pub trait OutboundClient: Send + Sync + 'static {
     /// resolves to the response head with a streaming body.
     fn send(&self, request: http::Request<HostBody>, timeouts: RequestTimeouts) -> ResponseFuture;
 }
+
+/// The parts of a guest's outgoing request, as either `wasi:http` version
+/// holds them.
+#[derive(Debug)]
+pub struct OutgoingParts {
+    /// The method.
+    pub method: http::Method,
+    /// The scheme; `None` is sent as `https`.
+    pub scheme: Option<http::uri::Scheme>,
+    /// The authority; required.
+    pub authority: Option<http::uri::Authority>,
+    /// Path and query; `None` is sent as `/`.
+    pub path_with_query: Option<http::uri::PathAndQuery>,
+    /// Headers, forbidden ones already stripped.
+    pub headers: http::HeaderMap,
+}
+
+impl OutgoingParts {
+    /// Builds the request a client sends, rejecting what cannot be sent
+    /// before any connection is attempted: a scheme other than http(s)
+    /// (`HTTP-protocol-error`), no authority (`HTTP-request-URI-invalid`),
+    /// `CONNECT` (`HTTP-request-method-invalid`), a malformed
+    /// `Content-Length` (`HTTP-request-body-size`).
+    pub fn into_request(self, body: HostBody) -> Result<http::Request<HostBody>, ErrorCode> {
+        use http::uri::Scheme;
+        let scheme = self.scheme.unwrap_or(Scheme::HTTPS);
+        if scheme != Scheme::HTTP && scheme != Scheme::HTTPS {
+            return Err(ErrorCode::HttpProtocolError);
+        }
+        let authority = self.authority.ok_or(ErrorCode::HttpRequestUriInvalid)?;
+        if self.method == http::Method::CONNECT {
+            return Err(ErrorCode::HttpRequestMethodInvalid);
+        }
+        crate::body::content_length(&self.headers)
+            .map_err(|_| ErrorCode::HttpRequestBodySize(None))?;
+        let path = self
+            .path_with_query
+            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+        let uri = http::Uri::builder()
+            .scheme(scheme)
+            .authority(authority)
+            .path_and_query(path)
+            .build()
+            .map_err(|_| ErrorCode::HttpRequestUriInvalid)?;
+        let mut out = http::Request::new(body);
+        *out.method_mut() = self.method;
+        *out.uri_mut() = uri;
+        *out.headers_mut() = self.headers;
+        Ok(out)
+    }
+}

@@ -29,6 +29,18 @@ pub fn parse_authority(text: &str) -> Option<Authority> {
     Some(authority)
 }
 
+/// Validates a guest's `path-with-query`: origin-form (RFC 9112 §3.2.1) or
+/// `*` (for `OPTIONS`), byte-exact (nothing the parser would rewrite).
+pub fn parse_path_with_query(text: &str) -> Option<http::uri::PathAndQuery> {
+    if !(text.starts_with('/') || text == "*") {
+        return None;
+    }
+    match text.parse::<http::uri::PathAndQuery>() {
+        Ok(pq) if pq.as_str() == text => Some(pq),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse_authority;

@@ -35,63 +35,12 @@ pub mod conv;
 mod host;
 pub mod types;
 
-use wasmtime::component::{Linker, ResourceTableError};
+use wasmtime::component::Linker;
 
 use crate::ctx::{Http, HttpView};
-use crate::error::{ErrorCode, HeaderError};
+pub use crate::error::{FieldsError, HttpError, HttpResult};
 
 pub use self::types::{IncomingRequest, ResponseOutparam, ResponseSender};
-
-/// Result of a 0.2 function that may return an `error-code` or trap.
-pub type HttpResult<T> = Result<T, HttpError>;
-
-/// An `error-code` for the guest, or a trap.
-#[derive(Debug)]
-pub enum HttpError {
-    /// Returned to the guest.
-    Code(ErrorCode),
-    /// Ends the guest's execution.
-    Trap(wasmtime::Error),
-}
-
-impl From<ErrorCode> for HttpError {
-    fn from(code: ErrorCode) -> Self {
-        HttpError::Code(code)
-    }
-}
-
-impl From<ResourceTableError> for HttpError {
-    fn from(err: ResourceTableError) -> Self {
-        HttpError::Trap(err.into())
-    }
-}
-
-impl From<wasmtime::Error> for HttpError {
-    fn from(err: wasmtime::Error) -> Self {
-        HttpError::Trap(err)
-    }
-}
-
-/// A `header-error` for the guest, or a trap.
-#[derive(Debug)]
-pub enum FieldsError {
-    /// Returned to the guest.
-    Header(HeaderError),
-    /// Ends the guest's execution.
-    Trap(wasmtime::Error),
-}
-
-impl From<HeaderError> for FieldsError {
-    fn from(err: HeaderError) -> Self {
-        FieldsError::Header(err)
-    }
-}
-
-impl From<ResourceTableError> for FieldsError {
-    fn from(err: ResourceTableError) -> Self {
-        FieldsError::Trap(err.into())
-    }
-}
 
 /// Adds `wasi:http/types` and `wasi:http/outgoing-handler` (0.2) to `linker`.
 /// The wasi:io, clocks, random and cli interfaces come from wasmtime-wasi.

@@ -1,7 +1,5 @@
 //! Host representations of the `wasi:http@0.2` message resources.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use http::HeaderMap;
 use http::uri::{Authority, PathAndQuery, Scheme};
@@ -141,30 +139,7 @@ pub struct IncomingResponse {
 pub struct FutureIncomingResponse {
     pub(crate) state: FutureResponseState,
     /// Held until the response head arrives or the guest drops the future.
-    pub(crate) in_flight: Option<InFlight>,
-}
-
-/// Counts one outgoing request of an invocation waiting for its response
-/// head, against the per-invocation concurrency cap.
-#[derive(Debug)]
-pub(crate) struct InFlight(Arc<AtomicUsize>);
-
-impl InFlight {
-    /// Takes a slot, or `None` when `max` are taken.
-    pub(crate) fn try_new(count: &Arc<AtomicUsize>, max: usize) -> Option<Self> {
-        count
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .ok()
-            .map(|_| Self(count.clone()))
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
+    pub(crate) in_flight: Option<crate::ctx::InFlight>,
 }
 
 #[derive(Debug)]

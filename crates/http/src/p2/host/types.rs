@@ -241,16 +241,10 @@ impl wit::HostOutgoingRequest for HttpCtxView<'_> {
     ) -> wasmtime::Result<Result<(), ()>> {
         let parsed = match path {
             None => None,
-            Some(p) => {
-                // Origin-form (RFC 9112 §3.2.1) or `*` for OPTIONS.
-                if !(p.starts_with('/') || p == "*") {
-                    return Ok(Err(()));
-                }
-                match p.parse::<http::uri::PathAndQuery>() {
-                    Ok(pq) if pq.as_str() == p => Some(pq),
-                    _ => return Ok(Err(())),
-                }
-            }
+            Some(p) => match crate::uri::parse_path_with_query(&p) {
+                Some(pq) => Some(pq),
+                None => return Ok(Err(())),
+            },
         };
         self.table.get_mut(&req)?.path_with_query = parsed;
         Ok(Ok(()))

@@ -1,0 +1,76 @@
+//! `wasi:http/client@0.3.0`: validate, then hand to the outbound seam (the
+//! same client, egress policy, caps and error codes as 0.2's
+//! `outgoing-handler`).
+
+use wasmtime::component::{Accessor, Resource};
+
+use crate::body::{BodyKind, host_body};
+use crate::ctx::{Http, HttpCtxView};
+use crate::error::{ErrorCode, HttpError, HttpResult};
+use crate::outbound::OutgoingParts;
+use crate::p3::bindings::http::client;
+use crate::p3::body::Body;
+use crate::p3::types::{Request, Response};
+
+impl client::Host for HttpCtxView<'_> {}
+
+impl<T: Send + 'static> client::HostWithStore<T> for Http {
+    async fn send(
+        store: &Accessor<T, Self>,
+        request: Resource<Request>,
+    ) -> HttpResult<Resource<Response>> {
+        let getter = store.getter();
+        let sending = store.with(|mut access| -> HttpResult<_> {
+            let request = access.get().table.delete(request)?;
+            let Request {
+                method,
+                scheme,
+                authority,
+                path_with_query,
+                headers,
+                options,
+                body,
+            } = request;
+            let authority = match authority {
+                Some(a) => Some(a.parse().map_err(|_| ErrorCode::HttpRequestUriInvalid)?),
+                None => None,
+            };
+            let parts = OutgoingParts {
+                method,
+                scheme,
+                authority,
+                path_with_query,
+                headers,
+            };
+            let content_length = crate::body::content_length(&parts.headers)
+                .map_err(|_| ErrorCode::HttpRequestBodySize(None))?;
+            // Check the head before wiring the body, so a refused request
+            // never reports its body as sent.
+            let probe = parts.into_request(crate::body::empty_host_body())?;
+            let (client, in_flight) = access
+                .get()
+                .ctx
+                .admit_outgoing(probe.uri())
+                .map_err(HttpError::Code)?;
+            let body = body.into_guest_body(&mut access, getter, content_length, BodyKind::Request)?;
+            let request = probe.map(|_| host_body(body));
+            let timeouts = options.unwrap_or_default();
+            Ok((client.send(request, timeouts), in_flight))
+        })?;
+        let (pending, in_flight) = sending;
+        let response = pending.await.map_err(HttpError::Code)?;
+        drop(in_flight);
+        let (parts, body) = response.into_parts();
+        store.with(|mut access| {
+            let response = Response {
+                status: parts.status,
+                headers: parts.headers,
+                body: Body::Host {
+                    body,
+                    delivered: None,
+                },
+            };
+            Ok(access.get().table.push(response)?)
+        })
+    }
+}

@@ -1,0 +1,5 @@
+//! Host implementations of the `wasi:http@0.3.0` interfaces, one file per
+//! WIT interface.
+
+mod client;
+mod types;
