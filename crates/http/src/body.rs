@@ -93,7 +93,7 @@ pub fn guest_body(content_length: Option<u64>, kind: BodyKind) -> (BodyWriter, G
         outcome: Some(outcome_rx),
         content_length,
         remaining: content_length,
-        delivered: None,
+        delivered: Vec::new(),
     };
     (writer, body)
 }
@@ -166,7 +166,10 @@ impl BodyWriter {
                 Err(mpsc::error::TrySendError::Closed(_)) => Err(WriteError::Closed),
             },
             SenderState::Reserving(mut fut) => {
-                match fut.as_mut().poll(&mut Context::from_waker(std::task::Waker::noop())) {
+                match fut
+                    .as_mut()
+                    .poll(&mut Context::from_waker(std::task::Waker::noop()))
+                {
                     Poll::Ready(Ok(p)) => {
                         self.sender = SenderState::Permitted(p);
                         Ok(MAX_WRITE_CHUNK)
@@ -308,7 +311,7 @@ pub struct GuestBody {
     outcome: Option<oneshot::Receiver<Outcome>>,
     content_length: Option<u64>,
     remaining: Option<u64>,
-    delivered: Option<oneshot::Sender<Result<(), ErrorCode>>>,
+    delivered: Vec<oneshot::Sender<Result<(), ErrorCode>>>,
 }
 
 impl GuestBody {
@@ -326,13 +329,14 @@ impl GuestBody {
     /// `connection-terminated` if the body is dropped before its end (the
     /// peer went away). wasi:http 0.3 reports this to the guest as the
     /// transmission result of a request or response.
+    /// Several listeners may register.
     pub fn on_delivery(&mut self, tx: oneshot::Sender<Result<(), ErrorCode>>) {
-        self.delivered = Some(tx);
+        self.delivered.push(tx);
     }
 
     fn report(&mut self, result: Result<(), ErrorCode>) {
-        if let Some(tx) = self.delivered.take() {
-            let _ = tx.send(result);
+        for tx in self.delivered.drain(..) {
+            let _ = tx.send(result.clone());
         }
     }
 }

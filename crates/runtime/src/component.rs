@@ -1,41 +1,85 @@
-//! Loading a component: format checks, compilation, world detection and
-//! pre-instantiation against the host's linker.
+//! Loading components: format checks, compilation, world detection,
+//! middleware chains and pre-instantiation against the host's linker.
 
-use wasmtime::Engine;
 use wasmtime::component::types::ComponentItem;
-use wasmtime::component::{Component, Linker};
+use wasmtime::component::{Accessor, Component, Linker, Resource, TypedFunc};
+use wasmtime::{Engine, format_err};
 
 use berth_http::p2::bindings::ProxyPre;
+use berth_http::p3::bindings::ServicePre;
+use berth_http::p3::bindings::http::types::ErrorCode as P3ErrorCode;
+use berth_http::p3::{Request, Response};
 
 use crate::error::LoadError;
 use crate::store::StoreState;
+
+/// The interface a wasi:http@0.3 handler exports (and a middleware imports).
+pub const P3_HANDLER: &str = "wasi:http/handler@0.3.0";
 
 /// The `wasi:http` world a component implements.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum World {
     /// `wasi:http/proxy@0.2.x`; holds the exact export name found.
     Proxy02(String),
+    /// `wasi:http/service@0.3.0`: exports `handler`.
+    Service03,
+    /// `wasi:http/middleware@0.3.0`: exports `handler` and imports the next
+    /// one.
+    Middleware03,
 }
 
-/// A compiled, linked component ready to instantiate.
+impl std::fmt::Display for World {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            World::Proxy02(export) => write!(f, "wasi:http@0.2 proxy ({export})"),
+            World::Service03 => f.write_str("wasi:http@0.3.0 service"),
+            World::Middleware03 => f.write_str("wasi:http@0.3.0 middleware"),
+        }
+    }
+}
+
+/// The typed `handle` export of a 0.3 component.
+pub(crate) type HandleFunc =
+    TypedFunc<(Resource<Request>,), (Result<Resource<Response>, P3ErrorCode>,)>;
+
+/// What instantiating a loaded app takes.
+#[derive(Clone)]
+pub(crate) enum Pre {
+    /// One 0.2 component.
+    P2(ProxyPre<StoreState>),
+    /// A 0.3 chain, the request's first stop first: zero or more
+    /// middlewares, then a service. Each middleware's imported `handler` is
+    /// linked to the next stage's export.
+    P3(Vec<ServicePre<StoreState>>),
+}
+
+/// A compiled, linked app (one component, or a middleware chain) ready to
+/// instantiate.
 #[derive(Clone)]
 pub struct LoadedComponent {
-    pub(crate) pre: ProxyPre<StoreState>,
+    pub(crate) pre: Pre,
     world: World,
+    chain: Vec<World>,
 }
 
 impl std::fmt::Debug for LoadedComponent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LoadedComponent")
             .field("world", &self.world)
+            .field("chain", &self.chain)
             .finish()
     }
 }
 
 impl LoadedComponent {
-    /// The world that was detected.
+    /// The world of the component that answers requests (the chain's last).
     pub fn world(&self) -> &World {
         &self.world
+    }
+
+    /// The worlds of every component, the request's first stop first.
+    pub fn chain(&self) -> &[World] {
+        &self.chain
     }
 }
 
@@ -43,56 +87,181 @@ const WASM_MAGIC: &[u8] = b"\0asm";
 const CORE_MODULE_VERSION: &[u8] = &[0x01, 0x00, 0x00, 0x00];
 
 /// Builds the linker every component is checked against: wasmtime-wasi's p2
-/// interfaces (io, clocks, random, cli, filesystem, sockets; all without
-/// ambient authority) and our `wasi:http@0.2` host.
+/// and p3 interfaces (io, clocks, random, cli, filesystem, sockets; all
+/// without ambient authority) and our `wasi:http` 0.2 and 0.3 hosts. The
+/// versions do not collide: `@0.2.x` and `@0.3.0` are different interfaces.
 pub fn build_linker(engine: &Engine) -> Result<Linker<StoreState>, LoadError> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(LoadError::Engine)?;
     berth_http::p2::add_to_linker(&mut linker).map_err(LoadError::Engine)?;
+    wasmtime_wasi::p3::add_to_linker(&mut linker).map_err(LoadError::Engine)?;
+    berth_http::p3::add_to_linker(&mut linker).map_err(LoadError::Engine)?;
     Ok(linker)
 }
 
-/// Compiles `bytes` (described as `what` in errors) and prepares it.
+/// One component to load: its bytes and how to name it in errors (a path,
+/// or "the built-in demo").
+#[derive(Debug, Clone, Copy)]
+pub struct Source<'a> {
+    /// The component's bytes.
+    pub bytes: &'a [u8],
+    /// Its name in messages.
+    pub what: &'a str,
+}
+
+/// Compiles and prepares an app: one component, or a chain of
+/// `wasi:http/middleware@0.3.0` components in front of a
+/// `wasi:http/service@0.3.0` one (the request's first stop first).
 pub fn load(
     engine: &Engine,
     linker: &Linker<StoreState>,
-    bytes: &[u8],
-    what: &str,
+    sources: &[Source<'_>],
     cache_dir: Option<&std::path::Path>,
 ) -> Result<LoadedComponent, LoadError> {
-    let what = what.to_owned();
-    if !bytes.starts_with(WASM_MAGIC) {
+    let mut compiled = Vec::with_capacity(sources.len());
+    for source in sources {
+        let component = compile(engine, source, cache_dir)?;
+        let world = detect_world(engine, &component, source.what)?;
+        tracing::info!(component = %source.what, world = %world, "component loaded");
+        compiled.push((component, world, source.what));
+    }
+    let Some(((last, last_world, last_what), middlewares)) = compiled.split_last() else {
+        return Err(LoadError::Chain {
+            reason: "no component given".into(),
+        });
+    };
+    let chain: Vec<World> = compiled.iter().map(|(_, w, _)| w.clone()).collect();
+    if let World::Proxy02(_) = last_world {
+        if let Some((_, _, first)) = middlewares.first() {
+            return Err(LoadError::Chain {
+                reason: format!(
+                    "middleware chains are wasi:http@0.3.0 only, but {last_what} is a 0.2 proxy \
+                     component (in front of it: {first})"
+                ),
+            });
+        }
+        let instance_pre = linker
+            .instantiate_pre(last)
+            .map_err(|source| link_error(last_what, source))?;
+        let pre = ProxyPre::new(instance_pre).map_err(|source| link_error(last_what, source))?;
+        return Ok(LoadedComponent {
+            pre: Pre::P2(pre),
+            world: last_world.clone(),
+            chain,
+        });
+    }
+    if *last_world == World::Middleware03 {
+        return Err(LoadError::Chain {
+            reason: format!(
+                "{last_what} is a wasi:http/middleware component: it imports `{P3_HANDLER}` and \
+                 needs a component after it to forward to (berth serve middleware.wasm app.wasm)"
+            ),
+        });
+    }
+    for (_, world, what) in middlewares {
+        if *world != World::Middleware03 {
+            return Err(LoadError::Chain {
+                reason: format!(
+                    "{what} is a {world}; every component but the last must be a \
+                     wasi:http/middleware@0.3.0 component (import and export `{P3_HANDLER}`)"
+                ),
+            });
+        }
+    }
+    let mut stages = Vec::with_capacity(compiled.len());
+    for (index, (component, _, what)) in compiled.iter().enumerate() {
+        let mut stage_linker = linker.clone();
+        if index + 1 < compiled.len() {
+            link_next(&mut stage_linker, index + 1).map_err(|source| link_error(what, source))?;
+        }
+        let instance_pre = stage_linker
+            .instantiate_pre(component)
+            .map_err(|source| link_error(what, source))?;
+        stages.push(ServicePre::new(instance_pre).map_err(|source| link_error(what, source))?);
+    }
+    Ok(LoadedComponent {
+        pre: Pre::P3(stages),
+        world: last_world.clone(),
+        chain,
+    })
+}
+
+/// Defines a middleware's imported `handler.handle` as a call into the
+/// export of chain stage `next` in the same store: no network hop, and the
+/// request's body streams pass through as they are.
+fn link_next(linker: &mut Linker<StoreState>, next: usize) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    linker.instance(P3_HANDLER)?.func_wrap_concurrent(
+        "handle",
+        move |accessor: &Accessor<StoreState>, (request,): (Resource<Request>,)| {
+            Box::pin(async move {
+                let handle = accessor
+                    .with(|mut access| access.get().chain_handler(next))
+                    .ok_or_else(|| {
+                        format_err!("middleware chain stage {next} is not instantiated")
+                    })?;
+                handle.call_concurrent(accessor, (request,)).await
+            })
+        },
+    )
+}
+
+fn link_error(what: &str, source: wasmtime::Error) -> LoadError {
+    LoadError::Link {
+        what: what.to_owned(),
+        source,
+    }
+}
+
+fn compile(
+    engine: &Engine,
+    source: &Source<'_>,
+    cache_dir: Option<&std::path::Path>,
+) -> Result<Component, LoadError> {
+    let what = source.what.to_owned();
+    if !source.bytes.starts_with(WASM_MAGIC) {
         return Err(LoadError::NotWasm { what });
     }
-    if bytes.get(4..8) == Some(CORE_MODULE_VERSION) {
+    if source.bytes.get(4..8) == Some(CORE_MODULE_VERSION) {
         return Err(LoadError::CoreModule { what });
     }
     let (component, cached) =
-        crate::cache::compile(engine, bytes, cache_dir).map_err(|source| LoadError::Compile {
-            what: what.clone(),
-            source,
+        crate::cache::compile(engine, source.bytes, cache_dir).map_err(|source| {
+            LoadError::Compile {
+                what: what.clone(),
+                source,
+            }
         })?;
     tracing::info!(component = %what, cache = ?cached, "component ready");
-    let world = detect_world(engine, &component, &what)?;
-    let instance_pre = linker
-        .instantiate_pre(&component)
-        .map_err(|source| LoadError::Link {
-            what: what.clone(),
-            source,
-        })?;
-    let pre = ProxyPre::new(instance_pre).map_err(|source| LoadError::Link { what, source })?;
-    Ok(LoadedComponent { pre, world })
+    Ok(component)
 }
 
+/// Finds the world: a 0.3 `handler` export first (a middleware if it also
+/// imports one), then a 0.2 `incoming-handler`.
 fn detect_world(engine: &Engine, component: &Component, what: &str) -> Result<World, LoadError> {
+    let ty = component.component_type();
     let mut found = Vec::new();
-    for (name, item) in component.component_type().exports(engine) {
-        if name.starts_with("wasi:http/incoming-handler@0.2.")
-            && matches!(item.ty, ComponentItem::ComponentInstance(_))
-        {
-            return Ok(World::Proxy02(name.to_owned()));
+    let mut p2 = None;
+    let mut p3 = false;
+    for (name, item) in ty.exports(engine) {
+        let instance = matches!(item.ty, ComponentItem::ComponentInstance(_));
+        if instance && name == P3_HANDLER {
+            p3 = true;
+        } else if instance && name.starts_with("wasi:http/incoming-handler@0.2.") {
+            p2 = Some(name.to_owned());
         }
         found.push(name.to_owned());
+    }
+    if p3 {
+        let imports_handler = ty.imports(engine).any(|(name, _)| name == P3_HANDLER);
+        return Ok(if imports_handler {
+            World::Middleware03
+        } else {
+            World::Service03
+        });
+    }
+    if let Some(export) = p2 {
+        return Ok(World::Proxy02(export));
     }
     Err(LoadError::NoHandler {
         what: what.to_owned(),

@@ -40,6 +40,15 @@ pub const DEFAULT_STACK_KEEP_RESIDENT: usize = 64 << 10;
 /// Default time an idle reusable instance is kept (1 s).
 pub const DEFAULT_REUSE_IDLE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// Default number of requests one wasi:http@0.3 instance serves at once
+/// (16). More concurrent requests start more instances.
+pub const DEFAULT_CONCURRENT_REQUESTS: usize = 16;
+
+/// Default number of requests one wasi:http@0.3 instance serves in its
+/// life before it is retired (256). Bounding reuse keeps per-instance host
+/// state (and guest heap growth) flat; see BENCHMARKS.md.
+pub const DEFAULT_INSTANCE_REQUESTS: u32 = 256;
+
 /// Default cap on guest stdout + stderr bytes logged per request (1 MiB).
 pub const DEFAULT_LOG_LIMIT: usize = 1 << 20;
 
@@ -79,8 +88,15 @@ pub struct RuntimeConfig {
     /// between them; it is discarded after any trap, error or timeout, or
     /// when it kept resources past a request.
     pub reuse: Option<std::num::NonZeroU32>,
-    /// See [`DEFAULT_REUSE_IDLE_TIMEOUT`].
+    /// See [`DEFAULT_REUSE_IDLE_TIMEOUT`]; also how long an idle
+    /// wasi:http@0.3 instance is kept.
     pub reuse_idle_timeout: Duration,
+    /// wasi:http@0.3 only: requests one instance serves at once. See
+    /// [`DEFAULT_CONCURRENT_REQUESTS`].
+    pub concurrent_requests: usize,
+    /// wasi:http@0.3 only: requests one instance serves before it is
+    /// retired. See [`DEFAULT_INSTANCE_REQUESTS`].
+    pub instance_requests: u32,
     /// Where compiled components are cached (see [`crate::cache`]); `None`
     /// compiles in memory every time.
     pub cache_dir: Option<std::path::PathBuf>,
@@ -104,6 +120,8 @@ impl Default for RuntimeConfig {
             stack_keep_resident: DEFAULT_STACK_KEEP_RESIDENT,
             reuse: None,
             reuse_idle_timeout: DEFAULT_REUSE_IDLE_TIMEOUT,
+            concurrent_requests: DEFAULT_CONCURRENT_REQUESTS,
+            instance_requests: DEFAULT_INSTANCE_REQUESTS,
             cache_dir: None,
         }
     }

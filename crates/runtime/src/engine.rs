@@ -14,7 +14,9 @@ use crate::error::LoadError;
 /// or its reservation fails).
 pub fn build_engine(config: &RuntimeConfig) -> Result<Engine, LoadError> {
     let mut wasm = Config::new();
-    wasm.wasm_component_model(true).epoch_interruption(true);
+    wasm.wasm_component_model(true)
+        .wasm_component_model_async(true)
+        .epoch_interruption(true);
     if config.pooling {
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(config.max_instances)

@@ -11,7 +11,8 @@ pub enum LoadError {
     /// The bytes are not WebAssembly at all.
     #[error(
         "{what} is not a WebAssembly file (it does not start with the `\\0asm` magic bytes); \
-         expected a WebAssembly component exporting `wasi:http/incoming-handler@0.2.x`"
+         expected a WebAssembly component exporting `wasi:http/incoming-handler@0.2.x` or \
+         `wasi:http/handler@0.3.0`"
     )]
     NotWasm {
         /// What was loaded (a path or "the component").
@@ -20,8 +21,8 @@ pub enum LoadError {
     /// A core module where a component is needed.
     #[error(
         "{what} is a core WebAssembly module, not a component; expected a component exporting \
-         `wasi:http/incoming-handler@0.2.x`. Build for the `wasm32-wasip2` target, or wrap the \
-         module with `wasm-tools component new`"
+         `wasi:http/incoming-handler@0.2.x` or `wasi:http/handler@0.3.0`. Build for the \
+         `wasm32-wasip2` target, or wrap the module with `wasm-tools component new`"
     )]
     CoreModule {
         /// What was loaded.
@@ -39,7 +40,8 @@ pub enum LoadError {
     /// The component exports no `wasi:http` handler.
     #[error(
         "{what} does not export a wasi:http handler; found exports [{found}], expected \
-         `wasi:http/incoming-handler@0.2.x` (the `wasi:http/proxy` world)"
+         `wasi:http/incoming-handler@0.2.x` (the `wasi:http/proxy` world) or \
+         `wasi:http/handler@0.3.0` (the `wasi:http/service` world)"
     )]
     NoHandler {
         /// What was loaded.
@@ -55,6 +57,13 @@ pub enum LoadError {
         /// wasmtime's reason (names the missing import).
         #[source]
         source: wasmtime::Error,
+    },
+    /// The components do not form a valid app (a middleware chain whose
+    /// links do not fit).
+    #[error("invalid component chain: {reason}")]
+    Chain {
+        /// What is wrong, naming the component.
+        reason: String,
     },
     /// The epoch ticker thread could not start.
     #[error("could not start the epoch ticker: {0}")]

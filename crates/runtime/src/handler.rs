@@ -30,7 +30,7 @@ enum Outcome {
 }
 
 /// Creates the store for one request with its limits wired in.
-fn new_store(
+pub(crate) fn new_store(
     engine: &wasmtime::Engine,
     config: &RuntimeConfig,
     http: HttpCtx,
@@ -64,7 +64,7 @@ fn new_store(
     store
 }
 
-fn classify_failure(err: wasmtime::Error, config: &RuntimeConfig) -> HandleError {
+pub(crate) fn classify_failure(err: wasmtime::Error, config: &RuntimeConfig) -> HandleError {
     if err.downcast_ref::<CpuLimitExceeded>().is_some() {
         HandleError::CpuLimit(config.cpu_time_limit)
     } else {
@@ -85,6 +85,10 @@ pub(crate) async fn handle(
     let deadline = tokio::time::Instant::now() + config.wall_time_limit;
     let wall = config.wall_time_limit;
     let http = shared.http.clone();
+    let crate::component::Pre::P2(pre) = &shared.component.pre else {
+        return crate::concurrent::handle(shared, request_id, request).await;
+    };
+    let pre = pre.clone();
     let (mut store, reused) = match shared.reuse.as_ref().and_then(|pool| pool.take()) {
         Some(mut worker) => {
             worker
@@ -105,15 +109,13 @@ pub(crate) async fn handle(
             let (proxy, uses) = match reused {
                 Some(reused) => reused,
                 None => {
-                    let proxy = shared
-                        .component
-                        .pre
-                        .instantiate_async(&mut store)
-                        .await
-                        .map_err(|e| match classify_failure(e, cfg) {
-                            HandleError::Trap(e) => HandleError::Instantiate(e),
-                            other => other,
-                        })?;
+                    let proxy =
+                        pre.instantiate_async(&mut store).await.map_err(
+                            |e| match classify_failure(e, cfg) {
+                                HandleError::Trap(e) => HandleError::Instantiate(e),
+                                other => other,
+                            },
+                        )?;
                     (proxy, 0)
                 }
             };

@@ -15,6 +15,7 @@
 
 pub mod cache;
 pub mod component;
+mod concurrent;
 pub mod config;
 pub mod engine;
 pub mod error;
@@ -30,7 +31,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use berth_http::{GuestBody, HostBody, HttpCtx, OutboundClient};
 use wasmtime::Engine;
 
-pub use component::{LoadedComponent, World};
+pub use component::{LoadedComponent, Source, World};
 pub use config::RuntimeConfig;
 pub use error::{HandleError, LoadError};
 
@@ -50,6 +51,7 @@ pub(crate) struct Shared {
     next_request_id: AtomicU64,
     pub(crate) live_instances: Arc<AtomicUsize>,
     pub(crate) reuse: Option<pool::ReusePool>,
+    pub(crate) concurrent: concurrent::ConcurrentPool,
     _ticker: engine::EpochTicker,
 }
 
@@ -80,7 +82,16 @@ impl RuntimeBuilder {
     /// Compiles and links `bytes`; `what` names it in errors (a path, or
     /// "the built-in demo").
     pub fn build(self, bytes: &[u8], what: &str) -> Result<Runtime, LoadError> {
-        Runtime::load(self.config, self.outbound, bytes, what)
+        Runtime::load(self.config, self.outbound, &[Source { bytes, what }])
+    }
+
+    /// Compiles and links a middleware chain: `wasi:http/middleware@0.3.0`
+    /// components in front of a `wasi:http/service@0.3.0` one, the
+    /// request's first stop first. Each middleware's imported `handler` is
+    /// linked to the next component's export. A single source is just an
+    /// app of either version.
+    pub fn build_chain(self, sources: &[Source<'_>]) -> Result<Runtime, LoadError> {
+        Runtime::load(self.config, self.outbound, sources)
     }
 }
 
@@ -96,19 +107,17 @@ impl Runtime {
     /// Compiles and links `bytes` with no outbound client (all outgoing
     /// requests denied); `what` names it in errors.
     pub fn new(config: RuntimeConfig, bytes: &[u8], what: &str) -> Result<Self, LoadError> {
-        Self::load(config, None, bytes, what)
+        Self::load(config, None, &[Source { bytes, what }])
     }
 
     fn load(
         config: RuntimeConfig,
         outbound: Option<Arc<dyn OutboundClient>>,
-        bytes: &[u8],
-        what: &str,
+        sources: &[Source<'_>],
     ) -> Result<Self, LoadError> {
         let engine = engine::build_engine(&config)?;
         let linker = component::build_linker(&engine)?;
-        let component =
-            component::load(&engine, &linker, bytes, what, config.cache_dir.as_deref())?;
+        let component = component::load(&engine, &linker, sources, config.cache_dir.as_deref())?;
         let ticker = engine::EpochTicker::start(engine.clone(), config.epoch_tick)
             .map_err(LoadError::Ticker)?;
         let mut http = HttpCtx::default();
@@ -126,14 +135,21 @@ impl Runtime {
                 next_request_id: AtomicU64::new(1),
                 live_instances: Arc::new(AtomicUsize::new(0)),
                 reuse,
+                concurrent: concurrent::ConcurrentPool::default(),
                 _ticker: ticker,
             }),
         })
     }
 
-    /// The detected world.
+    /// The detected world of the component that answers requests.
     pub fn world(&self) -> &World {
         self.inner.component.world()
+    }
+
+    /// The worlds of every component of the app, the request's first stop
+    /// first (one entry unless it is a middleware chain).
+    pub fn chain(&self) -> &[World] {
+        self.inner.component.chain()
     }
 
     /// The configuration in effect.
@@ -148,9 +164,10 @@ impl Runtime {
         self.inner.live_instances.load(Ordering::Relaxed)
     }
 
-    /// Idle instances kept for reuse (always 0 without a `reuse` policy).
+    /// Idle instances kept for reuse (always 0 without a `reuse` policy),
+    /// plus wasi:http@0.3 instances still taking requests.
     pub fn idle_instances(&self) -> usize {
-        self.inner.reuse.as_ref().map_or(0, pool::ReusePool::idle)
+        self.inner.reuse.as_ref().map_or(0, pool::ReusePool::idle) + self.inner.concurrent.workers()
     }
 
     /// A new request id, unique within this runtime.

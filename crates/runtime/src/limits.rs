@@ -139,6 +139,12 @@ impl CpuMeter {
         self.used() > self.budget
     }
 
+    /// Raises the budget by `more` (an instance serving several requests
+    /// concurrently gets one request's budget per request it admits).
+    pub fn add_budget(&mut self, more: Duration) {
+        self.budget = self.budget.saturating_add(more);
+    }
+
     /// The budget.
     pub fn budget(&self) -> Duration {
         self.budget

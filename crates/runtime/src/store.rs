@@ -18,6 +18,9 @@ pub struct StoreState {
     pub(crate) cpu: CpuMeter,
     stdout: GuestLog,
     stderr: GuestLog,
+    /// The `handle` export of each wasi:http@0.3 chain stage instantiated
+    /// in this store (see [`crate::component`]).
+    chain: Vec<crate::component::HandleFunc>,
 }
 
 impl StoreState {
@@ -41,7 +44,18 @@ impl StoreState {
             cpu: CpuMeter::new(config.cpu_time_limit),
             stdout,
             stderr,
+            chain: Vec::new(),
         }
+    }
+
+    /// The `handle` export of chain stage `index`, once instantiated.
+    pub(crate) fn chain_handler(&self, index: usize) -> Option<crate::component::HandleFunc> {
+        self.chain.get(index).copied()
+    }
+
+    /// Records the chain's `handle` exports, the request's first stop first.
+    pub(crate) fn set_chain(&mut self, chain: Vec<crate::component::HandleFunc>) {
+        self.chain = chain;
     }
 
     /// Prepares a reused instance for request `request_id`: fresh

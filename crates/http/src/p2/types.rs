@@ -1,6 +1,5 @@
 //! Host representations of the `wasi:http@0.2` message resources.
 
-
 use http::HeaderMap;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use tokio::sync::oneshot;

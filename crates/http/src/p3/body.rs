@@ -182,24 +182,25 @@ impl Body {
     }
 
     /// Turns the body into one hyper can send, enforcing `content_length`.
+    /// The [`BodyAbort`] ends it early (a deadline passed).
     pub fn into_guest_body<S>(
         self,
         mut store: S,
         getter: Getter<S::Data>,
         content_length: Option<u64>,
         kind: BodyKind,
-    ) -> wasmtime::Result<GuestBody>
+    ) -> wasmtime::Result<(GuestBody, BodyAbort)>
     where
         S: AsContextMut,
         S::Data: Send + 'static,
     {
         match self {
             Body::Host { body, delivered } => {
-                let mut out = pump(body, content_length, kind);
+                let (mut out, task) = pump(body, content_length, kind);
                 if let Some(tx) = delivered {
                     out.on_delivery(tx);
                 }
-                Ok(out)
+                Ok((out, BodyAbort(AbortTarget::Task(task))))
             }
             Body::Guest {
                 contents,
@@ -219,21 +220,50 @@ impl Body {
                 trailers.pipe(
                     &mut store,
                     TrailersConsumer {
-                        sink: Some(sink),
+                        sink: Some(sink.clone()),
                         getter,
                     },
                 )?;
-                Ok(out)
+                Ok((out, BodyAbort(AbortTarget::Sink(sink))))
             }
+        }
+    }
+}
+
+/// Ends a body early: the reader sees the error instead of a clean end.
+#[derive(Debug)]
+pub struct BodyAbort(AbortTarget);
+
+#[derive(Debug)]
+enum AbortTarget {
+    Sink(Arc<Mutex<Sink>>),
+    Task(tokio::task::AbortHandle),
+}
+
+impl BodyAbort {
+    /// Aborts the body with `err` (no effect once it has ended).
+    pub fn abort(&self, err: ErrorCode) {
+        match &self.0 {
+            AbortTarget::Sink(sink) => {
+                let mut sink = lock(sink);
+                sink.trailers = Some(Err(err));
+                sink.settle();
+            }
+            // The writer is dropped with the task: the body ends in error.
+            AbortTarget::Task(task) => task.abort(),
         }
     }
 }
 
 /// Copies a host body into a [`GuestBody`] (a guest returned an upstream's
 /// response as its own, or sends a host body upstream).
-fn pump(mut body: HostBody, content_length: Option<u64>, kind: BodyKind) -> GuestBody {
+fn pump(
+    mut body: HostBody,
+    content_length: Option<u64>,
+    kind: BodyKind,
+) -> (GuestBody, tokio::task::AbortHandle) {
     let (mut writer, out) = guest_body(content_length, kind);
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         loop {
             match body.frame().await {
                 Some(Ok(frame)) => match frame.into_data() {
@@ -263,7 +293,7 @@ fn pump(mut body: HostBody, content_length: Option<u64>, kind: BodyKind) -> Gues
             }
         }
     });
-    out
+    (out, task.abort_handle())
 }
 
 /// Writes the guest's transmission report (`consume-body`'s future) to
@@ -387,6 +417,7 @@ impl<D: 'static> FutureProducer<D> for HostTrailersProducer<D> {
 }
 
 /// Where a guest body's two halves (data and trailers) meet.
+#[derive(Debug)]
 struct Sink {
     writer: Option<BodyWriter>,
     stream_done: bool,

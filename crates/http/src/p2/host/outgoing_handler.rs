@@ -6,11 +6,11 @@ use wasmtime::component::Resource;
 use crate::ctx::HttpCtxView;
 use crate::error::HttpError;
 use crate::outbound::OutgoingParts;
+use crate::p2::HttpResult;
 use crate::p2::bindings::http::outgoing_handler;
 use crate::p2::types::{
     FutureIncomingResponse, FutureResponseState, OutgoingRequest, RequestOptions,
 };
-use crate::p2::HttpResult;
 
 impl outgoing_handler::Host for HttpCtxView<'_> {
     fn handle(

@@ -52,7 +52,8 @@ impl<T: Send + 'static> client::HostWithStore<T> for Http {
                 .ctx
                 .admit_outgoing(probe.uri())
                 .map_err(HttpError::Code)?;
-            let body = body.into_guest_body(&mut access, getter, content_length, BodyKind::Request)?;
+            let (body, _abort) =
+                body.into_guest_body(&mut access, getter, content_length, BodyKind::Request)?;
             let request = probe.map(|_| host_body(body));
             let timeouts = options.unwrap_or_default();
             Ok((client.send(request, timeouts), in_flight))

@@ -7,9 +7,9 @@ use crate::body::{BodyKind, GuestBody};
 use crate::ctx::{Http, HttpCtxView};
 use crate::error::{ErrorCode, FieldsError, HttpError};
 use crate::fields::{FieldMap, strip_forbidden};
-use crate::p3::body::{Body, TrailersResult};
 use crate::p3::bindings::clocks::types::Duration;
 use crate::p3::bindings::http::types::{self as wit, StatusCode};
+use crate::p3::body::{Body, BodyAbort, TrailersResult};
 use crate::p3::conv;
 use crate::p3::types::{Request, RequestOptions, Response};
 use crate::p3::{OptionsError, OptionsResult};
@@ -343,7 +343,10 @@ impl wit::HostRequestOptions for HttpCtxView<'_> {
         Ok(())
     }
 
-    fn clone(&mut self, opts: Resource<RequestOptions>) -> wasmtime::Result<Resource<RequestOptions>> {
+    fn clone(
+        &mut self,
+        opts: Resource<RequestOptions>,
+    ) -> wasmtime::Result<Resource<RequestOptions>> {
         let copy = RequestOptions {
             timeouts: self.table.get(&opts)?.timeouts,
             mutable: true,
@@ -424,7 +427,7 @@ impl Response {
         self,
         store: S,
         getter: crate::p3::body::Getter<S::Data>,
-    ) -> wasmtime::Result<Result<http::Response<GuestBody>, ErrorCode>>
+    ) -> wasmtime::Result<Result<(http::Response<GuestBody>, BodyAbort), ErrorCode>>
     where
         S: wasmtime::AsContextMut,
         S::Data: Send + 'static,
@@ -443,12 +446,12 @@ impl Response {
                 self.status
             ))));
         }
-        let body = self
-            .body
-            .into_guest_body(store, getter, content_length, BodyKind::Response)?;
+        let (body, abort) =
+            self.body
+                .into_guest_body(store, getter, content_length, BodyKind::Response)?;
         let mut response = http::Response::new(body);
         *response.status_mut() = self.status;
         *response.headers_mut() = self.headers;
-        Ok(Ok(response))
+        Ok(Ok((response, abort)))
     }
 }

@@ -1,0 +1,399 @@
+//! Serving `wasi:http@0.3` requests: instances that take several requests
+//! at once (Component Model async).
+//!
+//! A *worker* is a tokio task that owns one store with the app instantiated
+//! in it (for a middleware chain: every stage, linked in that one store). It
+//! drives the store's event loop (`run_concurrent`) and starts each request
+//! it is given as a concurrent call of the chain's first `handle` export.
+//! The loop keeps running while responses stream out, since the guest's
+//! body writes are serviced by that loop.
+//!
+//! Dispatch picks a live worker with room (fewer than `concurrent_requests`
+//! in flight and fewer than `instance_requests` admitted in its life), or
+//! starts a new one. A worker is *retired* (takes no new requests, ends once
+//! its requests are done) when it reaches `instance_requests`, after a
+//! request missed its deadline (a stuck guest task stays stuck), or when it
+//! has been idle for `reuse_idle_timeout`. A trap ends the whole worker: all
+//! of its in-flight requests fail (they shared the instance), and nothing
+//! else is affected.
+//!
+//! Deadlines: each request has the wall-clock limit for its response head
+//! and its body; a body not finished in time is aborted on its own. Work a
+//! guest does after returning its response (post-return) runs on until the
+//! last admitted request's deadline at most; then the store is dropped. The
+//! CPU budget of an instance grows by one request's limit per request it
+//! admits.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use berth_http::p3::Request;
+use berth_http::{ErrorCode, GuestBody, HostBody, HttpView};
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use wasmtime::component::Accessor;
+
+use crate::Shared;
+use crate::component::Pre;
+use crate::error::HandleError;
+use crate::handler::{LiveGuard, classify_failure, new_store};
+use crate::store::StoreState;
+
+type Reply = oneshot::Sender<Result<http::Response<GuestBody>, HandleError>>;
+
+/// One request handed to a worker.
+struct Job {
+    request: http::Request<HostBody>,
+    request_id: u64,
+    reply: Reply,
+}
+
+/// The dispatcher's view of a worker.
+struct WorkerHandle {
+    jobs: mpsc::UnboundedSender<Job>,
+    in_flight: AtomicUsize,
+    admitted: AtomicU32,
+    open: AtomicBool,
+}
+
+impl WorkerHandle {
+    fn finished_one(&self) {
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The live wasi:http@0.3 workers of one app.
+#[derive(Default)]
+pub(crate) struct ConcurrentPool {
+    workers: Mutex<Vec<Arc<WorkerHandle>>>,
+}
+
+impl std::fmt::Debug for ConcurrentPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConcurrentPool")
+            .field("workers", &self.lock().len())
+            .finish()
+    }
+}
+
+impl ConcurrentPool {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Arc<WorkerHandle>>> {
+        self.workers.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Workers alive right now.
+    pub(crate) fn workers(&self) -> usize {
+        self.lock()
+            .iter()
+            .filter(|w| w.open.load(Ordering::Acquire))
+            .count()
+    }
+
+    fn dispatch(&self, shared: &Arc<Shared>, mut job: Job) {
+        let max_concurrent = shared.config.concurrent_requests.max(1);
+        let max_requests = shared.config.instance_requests.max(1);
+        let mut workers = self.lock();
+        workers.retain(|w| w.open.load(Ordering::Acquire));
+        for worker in workers.iter() {
+            if worker.in_flight.load(Ordering::Acquire) >= max_concurrent
+                || worker.admitted.load(Ordering::Acquire) >= max_requests
+            {
+                continue;
+            }
+            worker.in_flight.fetch_add(1, Ordering::AcqRel);
+            worker.admitted.fetch_add(1, Ordering::AcqRel);
+            match worker.jobs.send(job) {
+                Ok(()) => return,
+                Err(mpsc::error::SendError(returned)) => {
+                    // It retired in the meantime; try the next one.
+                    worker.open.store(false, Ordering::Release);
+                    worker.finished_one();
+                    job = returned;
+                }
+            }
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let handle = Arc::new(WorkerHandle {
+            jobs: tx,
+            in_flight: AtomicUsize::new(1),
+            admitted: AtomicU32::new(1),
+            open: AtomicBool::new(true),
+        });
+        if handle.jobs.send(job).is_err() {
+            return;
+        }
+        workers.push(handle.clone());
+        drop(workers);
+        tokio::spawn(run_worker(shared.clone(), handle, rx));
+    }
+}
+
+/// Runs `request` on a wasi:http@0.3 instance with room for it.
+pub(crate) async fn handle(
+    shared: &Arc<Shared>,
+    request_id: u64,
+    request: http::Request<HostBody>,
+) -> Result<http::Response<GuestBody>, HandleError> {
+    let (reply, response) = oneshot::channel();
+    let job = Job {
+        request,
+        request_id,
+        reply,
+    };
+    shared.concurrent.dispatch(shared, job);
+    response.await.unwrap_or_else(|_| {
+        Err(HandleError::Host(wasmtime::format_err!(
+            "the instance serving this request ended without answering"
+        )))
+    })
+}
+
+/// Replies of a worker's in-flight requests, kept outside the store's event
+/// loop so that a trap (which ends the loop) can still answer them.
+#[derive(Default, Clone)]
+struct Replies(Arc<Mutex<HashMap<u64, Reply>>>);
+
+impl Replies {
+    fn insert(&self, id: u64, reply: Reply) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id, reply);
+    }
+
+    fn send(&self, id: u64, result: Result<http::Response<GuestBody>, HandleError>) {
+        let reply = self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&id);
+        if let Some(reply) = reply {
+            let _ = reply.send(result);
+        }
+    }
+
+    fn fail_all(&self, err: impl Fn() -> HandleError) {
+        let replies: Vec<Reply> = self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain()
+            .map(|(_, r)| r)
+            .collect();
+        for reply in replies {
+            let _ = reply.send(Err(err()));
+        }
+    }
+}
+
+/// What one request left behind.
+struct Served {
+    /// The instance should take no more requests.
+    retire: bool,
+}
+
+async fn run_worker(
+    shared: Arc<Shared>,
+    handle: Arc<WorkerHandle>,
+    mut jobs: mpsc::UnboundedReceiver<Job>,
+) {
+    let _live = LiveGuard::new(&shared.live_instances);
+    let replies = Replies::default();
+    let Some(first) = jobs.recv().await else {
+        return;
+    };
+    let config = &shared.config;
+    let Pre::P3(stages) = &shared.component.pre else {
+        let _ = first
+            .reply
+            .send(Err(HandleError::Host(wasmtime::format_err!(
+                "not a wasi:http@0.3 app"
+            ))));
+        return;
+    };
+    let mut store = new_store(
+        &shared.engine,
+        config,
+        shared.http.clone(),
+        first.request_id,
+    );
+    // Instantiate the chain back to front; each middleware's import calls
+    // the stage after it, found in the store data.
+    let mut chain = Vec::with_capacity(stages.len());
+    for stage in stages.iter().rev() {
+        match stage.instantiate_async(&mut store).await {
+            Ok(service) => chain.push(service.wasi_http_handler().func_handle()),
+            Err(err) => {
+                handle.open.store(false, Ordering::Release);
+                jobs.close();
+                let err = match classify_failure(err, config) {
+                    HandleError::Trap(e) => HandleError::Instantiate(e),
+                    other => other,
+                };
+                let message = err.to_string();
+                let _ = first.reply.send(Err(err));
+                while let Some(job) = jobs.recv().await {
+                    let _ = job
+                        .reply
+                        .send(Err(HandleError::Instantiate(wasmtime::format_err!(
+                            "{message}"
+                        ))));
+                }
+                return;
+            }
+        }
+    }
+    chain.reverse();
+    let entry = chain[0];
+    store.data_mut().set_chain(chain);
+
+    let mut latest_deadline = Instant::now();
+    let outcome = store
+        .run_concurrent(async |accessor| {
+            let mut tasks = FuturesUnordered::new();
+            let mut next = Some(first);
+            let mut drained = false;
+            let mut stuck = false;
+            let mut seq = 0u64;
+            loop {
+                if let Some(job) = next.take() {
+                    let deadline = Instant::now() + config.wall_time_limit;
+                    latest_deadline = latest_deadline.max(deadline);
+                    accessor.with(|mut access| access.get().cpu.add_budget(config.cpu_time_limit));
+                    seq += 1;
+                    replies.insert(seq, job.reply);
+                    tasks.push(serve(
+                        accessor,
+                        entry,
+                        seq,
+                        job.request,
+                        job.request_id,
+                        deadline,
+                        &replies,
+                        &shared,
+                    ));
+                }
+                if drained && tasks.is_empty() {
+                    break;
+                }
+                let idle = tokio::time::sleep(config.reuse_idle_timeout);
+                tokio::select! {
+                    job = jobs.recv(), if !drained => match job {
+                        Some(job) => next = Some(job),
+                        None => drained = true,
+                    },
+                    Some(served) = tasks.next(), if !tasks.is_empty() => {
+                        handle.finished_one();
+                        if served.retire {
+                            stuck = true;
+                            retire(&handle, &mut jobs);
+                        }
+                    },
+                    () = idle, if tasks.is_empty() && !drained => retire(&handle, &mut jobs),
+                }
+                if handle.admitted.load(Ordering::Acquire) >= config.instance_requests.max(1) {
+                    retire(&handle, &mut jobs);
+                }
+            }
+            if !stuck {
+                // Post-return work (a guest task still running after its
+                // response was sent) may finish, within the deadlines.
+                let wait = std::future::poll_fn(|cx| accessor.poll_no_interesting_tasks(cx));
+                let _ = tokio::time::timeout_at(latest_deadline, wait).await;
+            }
+        })
+        .await;
+    handle.open.store(false, Ordering::Release);
+    if let Err(err) = outcome {
+        let err = classify_failure(err, config);
+        tracing::error!(error = %err, "wasi:http@0.3 instance failed; its in-flight requests fail");
+        let message = err.to_string();
+        replies.fail_all(|| HandleError::Trap(wasmtime::format_err!("{message}")));
+    }
+}
+
+/// Stops a worker from taking new requests; those already queued are
+/// still served.
+fn retire(handle: &WorkerHandle, jobs: &mut mpsc::UnboundedReceiver<Job>) {
+    handle.open.store(false, Ordering::Release);
+    jobs.close();
+}
+
+/// Runs one request through the chain's entry and streams its response.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one call site, all parts of a request"
+)]
+async fn serve(
+    accessor: &Accessor<StoreState>,
+    entry: crate::component::HandleFunc,
+    seq: u64,
+    request: http::Request<HostBody>,
+    request_id: u64,
+    deadline: Instant,
+    replies: &Replies,
+    shared: &Shared,
+) -> Served {
+    let wall = shared.config.wall_time_limit;
+    let pushed =
+        accessor.with(|mut access| access.get().http().table.push(Request::from_http(request)));
+    let request = match pushed {
+        Ok(r) => r,
+        Err(err) => {
+            replies.send(seq, Err(HandleError::Host(err.into())));
+            return Served { retire: false };
+        }
+    };
+    let called = tokio::time::timeout_at(deadline, entry.call_concurrent(accessor, (request,)));
+    let response = match called.await {
+        Err(_) => {
+            replies.send(seq, Err(HandleError::Timeout(wall)));
+            return Served { retire: true };
+        }
+        Ok(Err(trap)) => {
+            replies.send(seq, Err(classify_failure(trap, &shared.config)));
+            return Served { retire: true };
+        }
+        Ok(Ok((Err(code),))) => {
+            let code = berth_http::p3::conv::error_code_from_wit(code);
+            replies.send(seq, Err(HandleError::Guest(code)));
+            return Served { retire: false };
+        }
+        Ok(Ok((Ok(response),))) => response,
+    };
+    let converted = accessor.with(|mut access| {
+        let response = access.get().http().table.delete(response)?;
+        response.into_http(&mut access, <StoreState as HttpView>::http)
+    });
+    let (mut response, abort) = match converted {
+        Ok(Ok(parts)) => parts,
+        Ok(Err(code)) => {
+            replies.send(seq, Err(HandleError::Guest(code)));
+            return Served { retire: false };
+        }
+        Err(err) => {
+            replies.send(seq, Err(HandleError::Host(err)));
+            return Served { retire: true };
+        }
+    };
+    let (delivered_tx, delivered) = oneshot::channel();
+    response.body_mut().on_delivery(delivered_tx);
+    replies.send(seq, Ok(response));
+    match tokio::time::timeout_at(deadline, delivered).await {
+        Ok(_) => Served { retire: false },
+        Err(_) => {
+            tracing::warn!(
+                request_id,
+                limit = ?wall,
+                "wasi:http@0.3 response body not finished within the wall-clock limit; aborted"
+            );
+            abort.abort(ErrorCode::internal(format!(
+                "the response body was not finished within the wall-clock limit of {wall:?}"
+            )));
+            Served { retire: true }
+        }
+    }
+}
