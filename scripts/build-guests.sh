@@ -15,4 +15,8 @@ for wasm in demo suite command proxy; do
 done
 cp "$built/berth-guest-legacy.wasm" "$out/legacy.wasm"
 cp "$built/berth-guest-informational.wasm" "$out/informational.wasm"
+# wasi:http@0.3.0 guests (Component Model async).
+for wasm in p3-hello p3-suite p3-mw-header p3-mw-upper; do
+  cp "$built/$wasm.wasm" "$out/$wasm.wasm"
+done
 ls -l "$out"

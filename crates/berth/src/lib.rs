@@ -24,7 +24,9 @@ pub mod service;
 
 pub use berth_http as http_host;
 pub use berth_outbound as outbound;
-pub use berth_runtime::{HandleError, LoadError, Runtime, RuntimeBuilder, RuntimeConfig, World};
+pub use berth_runtime::{
+    HandleError, LoadError, Runtime, RuntimeBuilder, RuntimeConfig, Source, World,
+};
 pub use config::ServerConfig;
 pub use serve::serve;
 pub use service::WasiHttpService;

@@ -6,16 +6,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use berth::{Runtime, RuntimeConfig, ServerConfig, WasiHttpService};
+use berth::{Runtime, RuntimeConfig, ServerConfig, Source, WasiHttpService};
 
 use crate::demo::DEMO_COMPONENT;
 
-/// Serve a wasi:http component.
+/// Serve a wasi:http component (0.2 `proxy` or 0.3 `service`), or a chain of
+/// wasi:http@0.3 middlewares in front of a service.
 #[derive(Debug, clap::Args)]
 pub(crate) struct ServeCommand {
-    /// The component (.wasm) to serve. Without one, a built-in demo
-    /// component answers with a page describing each request.
-    component: Option<PathBuf>,
+    /// The component (.wasm) to serve. Several: `wasi:http/middleware@0.3.0`
+    /// components in front of a `wasi:http/service@0.3.0` one, the
+    /// request's first stop first (`berth serve mw1.wasm mw2.wasm app.wasm`);
+    /// each middleware's imported handler is linked to the next component.
+    /// Without one, a built-in demo component answers with a page describing
+    /// each request.
+    components: Vec<PathBuf>,
 
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, default_value = berth::config::DEFAULT_ADDR, env = "BERTH_ADDR")]
@@ -153,22 +158,32 @@ impl ServeCommand {
             ..ServerConfig::default()
         };
 
-        let (bytes, what) = match &self.component {
-            Some(path) => {
-                let bytes = std::fs::read(path).with_context(|| {
-                    format!(
-                        "cannot read component {}: expected a path to a WebAssembly component \
-                         (.wasm) exporting wasi:http/incoming-handler",
-                        path.display()
-                    )
-                })?;
-                (bytes, path.display().to_string())
-            }
-            None => (
+        let mut loaded = Vec::with_capacity(self.components.len().max(1));
+        for path in &self.components {
+            let bytes = std::fs::read(path).with_context(|| {
+                format!(
+                    "cannot read component {}: expected a path to a WebAssembly component \
+                     (.wasm) exporting wasi:http/incoming-handler@0.2 or wasi:http/handler@0.3",
+                    path.display()
+                )
+            })?;
+            loaded.push((bytes, path.display().to_string()));
+        }
+        if loaded.is_empty() {
+            loaded.push((
                 DEMO_COMPONENT.to_vec(),
                 "the built-in demo component".to_owned(),
-            ),
-        };
+            ));
+        }
+        let sources: Vec<Source<'_>> = loaded
+            .iter()
+            .map(|(bytes, what)| Source { bytes, what })
+            .collect();
+        let what = loaded
+            .iter()
+            .map(|(_, what)| what.as_str())
+            .collect::<Vec<_>>()
+            .join(" -> ");
         let outbound = berth::outbound::OutboundConfig {
             allow: self.allow_outbound.clone(),
             ca_files: self.ca_files.clone(),
@@ -182,8 +197,14 @@ impl ServeCommand {
         let client = berth::outbound::DefaultClient::new(outbound)?;
         let runtime = Runtime::builder(runtime_config)
             .outbound(Arc::new(client))
-            .build(&bytes, &what)?;
-        tracing::info!(component = %what, world = ?runtime.world(), "component loaded");
+            .build_chain(&sources)?;
+        let worlds = runtime
+            .chain()
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(" -> ");
+        tracing::info!(app = %what, worlds = %worlds, "serving");
 
         let tokio = tokio::runtime::Builder::new_multi_thread()
             .enable_all()

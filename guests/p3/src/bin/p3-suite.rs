@@ -1,0 +1,145 @@
+//! wasi:http@0.3.0 test service; the path picks the behaviour:
+//!
+//! * `/echo`: streams the request body back as it arrives, and the request
+//!   trailers back as response trailers; `x-echo-method` names the method.
+//! * `/client`: sends the request (method, body, trailers) on to the URL in
+//!   `x-upstream` through `wasi:http/client`, and returns the upstream's
+//!   response as its own (streamed).
+//! * `/trap-mid`: starts a body, then traps while writing it.
+//! * `/never`: starts a body and never finishes it (nor its trailers).
+//! * `/error`: returns `HTTP-request-denied` instead of a response.
+//! * `/headers`: reports request headers it sees (`x-*` only), scheme and
+//!   authority.
+//! * anything else: a fixed hello.
+
+wit_bindgen::generate!({
+    path: "../../wit/p3",
+    world: "wasi:http/service@0.3.0",
+    generate_all,
+});
+
+use exports::wasi::http::handler::Guest;
+use wasi::http::client;
+use wasi::http::types::{ErrorCode, Fields, Request, Response, Scheme, Trailers};
+use wit_bindgen::{FutureReader, StreamReader, StreamResult};
+
+struct Suite;
+
+export!(Suite);
+
+type TrailersFuture = FutureReader<Result<Option<Trailers>, ErrorCode>>;
+
+fn text_response(status: u16, text: String) -> Response {
+    let headers = Fields::from_list(&[("content-type".into(), b"text/plain".to_vec())]).unwrap();
+    let (mut tx, rx) = wit_stream::new();
+    let (trailers_tx, trailers_rx) = wit_future::new(|| Ok(None));
+    let (response, _sent) = Response::new(headers, Some(rx), trailers_rx);
+    response.set_status_code(status).unwrap();
+    wit_bindgen::spawn_local(async move {
+        tx.write_all(text.into_bytes()).await;
+        drop(tx);
+        let _ = trailers_tx.write(Ok(None)).await;
+    });
+    response
+}
+
+/// Copies `body` into a new stream as it arrives, then forwards `trailers`.
+fn relay(mut body: StreamReader<u8>, trailers: TrailersFuture) -> (StreamReader<u8>, TrailersFuture) {
+    let (mut tx, rx) = wit_stream::new();
+    let (trailers_tx, trailers_rx) = wit_future::new(|| Ok(None));
+    wit_bindgen::spawn_local(async move {
+        loop {
+            let (result, chunk) = body.read(Vec::with_capacity(16 * 1024)).await;
+            if !chunk.is_empty() && !tx.write_all(chunk).await.is_empty() {
+                return; // the reader went away
+            }
+            if let StreamResult::Dropped = result {
+                break;
+            }
+        }
+        drop(tx);
+        let _ = trailers_tx.write(trailers.await).await;
+    });
+    (rx, trailers_rx)
+}
+
+impl Guest for Suite {
+    async fn handle(request: Request) -> Result<Response, ErrorCode> {
+        let path = request.get_path_with_query().unwrap_or_default();
+        match path.split('?').next().unwrap_or("") {
+            "/echo" => {
+                let method = format!("{:?}", request.get_method());
+                let (_, result) = wit_future::new(|| Ok(()));
+                let (body, trailers) = Request::consume_body(request, result);
+                let (contents, trailers) = relay(body, trailers);
+                let headers = Fields::from_list(&[("x-echo-method".into(), method.into_bytes())])
+                    .unwrap();
+                let (response, _sent) = Response::new(headers, Some(contents), trailers);
+                Ok(response)
+            }
+            "/client" => {
+                let upstream = request.get_headers().get("x-upstream");
+                let Some(url) = upstream.first().and_then(|u| String::from_utf8(u.clone()).ok())
+                else {
+                    return Ok(text_response(400, "x-upstream missing\n".into()));
+                };
+                let (scheme, rest) = url.split_once("://").unwrap_or(("http", &url));
+                let (authority, path) = match rest.find('/') {
+                    Some(i) => (&rest[..i], &rest[i..]),
+                    None => (rest, "/"),
+                };
+                let method = request.get_method();
+                let (_, result) = wit_future::new(|| Ok(()));
+                let (body, trailers) = Request::consume_body(request, result);
+                let (outgoing, _sent) =
+                    Request::new(Fields::new(), Some(body), trailers, None);
+                outgoing.set_method(&method).unwrap();
+                let scheme = if scheme == "https" { Scheme::Https } else { Scheme::Http };
+                outgoing.set_scheme(Some(&scheme)).unwrap();
+                outgoing.set_authority(Some(authority)).unwrap();
+                outgoing.set_path_with_query(Some(path)).unwrap();
+                client::send(outgoing).await
+            }
+            "/trap-mid" => {
+                let (mut tx, rx) = wit_stream::new();
+                let (_trailers_tx, trailers_rx) = wit_future::new(|| Ok(None));
+                let (response, _sent) = Response::new(Fields::new(), Some(rx), trailers_rx);
+                wit_bindgen::spawn_local(async move {
+                    tx.write_all(b"partial body, then a trap".to_vec()).await;
+                    panic!("trap in the middle of the body");
+                });
+                Ok(response)
+            }
+            "/never" => {
+                let (mut tx, rx) = wit_stream::new();
+                let (trailers_tx, trailers_rx) = wit_future::new(|| Ok(None));
+                let (response, _sent) = Response::new(Fields::new(), Some(rx), trailers_rx);
+                wit_bindgen::spawn_local(async move {
+                    tx.write_all(b"a body that never ends".to_vec()).await;
+                    // Hold both ends open forever.
+                    let (never_tx, never_rx) =
+                        wit_future::new::<Result<(), ErrorCode>>(|| Ok(()));
+                    let _ = never_rx.await;
+                    drop(never_tx);
+                    drop((tx, trailers_tx));
+                });
+                Ok(response)
+            }
+            "/error" => Err(ErrorCode::HttpRequestDenied),
+            "/headers" => {
+                let mut text = String::new();
+                text += &format!("scheme: {:?}\n", request.get_scheme());
+                text += &format!("authority: {:?}\n", request.get_authority());
+                for (name, value) in request.get_headers().copy_all() {
+                    if name.starts_with("x-") {
+                        text += &format!("{name}: {}\n", String::from_utf8_lossy(&value));
+                    }
+                }
+                Ok(text_response(200, text))
+            }
+            _ => Ok(text_response(200, "Hello from the wasi:http@0.3.0 suite\n".into())),
+        }
+    }
+}
+
+fn main() {}
