@@ -29,6 +29,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use berth_http::p3::Request;
+use berth_http::p3::body::BodyAbort;
 use berth_http::{ErrorCode, GuestBody, HostBody, HttpView};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
@@ -151,40 +152,65 @@ pub(crate) async fn handle(
     })
 }
 
-/// Replies of a worker's in-flight requests, kept outside the store's event
-/// loop so that a trap (which ends the loop) can still answer them.
+/// A worker's in-flight requests: replies not yet sent and bodies still
+/// streaming. Kept outside the store's event loop so that a trap (which
+/// ends the loop) can still answer the first and abort the second before
+/// the store goes (dropping the store alone could look like a clean end).
 #[derive(Default, Clone)]
-struct Replies(Arc<Mutex<HashMap<u64, Reply>>>);
+struct InFlight(Arc<Mutex<InFlightState>>);
 
-impl Replies {
+#[derive(Default)]
+struct InFlightState {
+    replies: HashMap<u64, Reply>,
+    bodies: HashMap<u64, BodyAbort>,
+}
+
+impl InFlight {
+    fn lock(&self) -> std::sync::MutexGuard<'_, InFlightState> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn insert(&self, id: u64, reply: Reply) {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(id, reply);
+        self.lock().replies.insert(id, reply);
     }
 
     fn send(&self, id: u64, result: Result<http::Response<GuestBody>, HandleError>) {
-        let reply = self
-            .0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&id);
+        let reply = self.lock().replies.remove(&id);
         if let Some(reply) = reply {
             let _ = reply.send(result);
         }
     }
 
+    /// Answers with a response whose body is still streaming.
+    fn respond(&self, id: u64, response: http::Response<GuestBody>, abort: BodyAbort) {
+        let reply = {
+            let mut state = self.lock();
+            state.bodies.insert(id, abort);
+            state.replies.remove(&id)
+        };
+        if let Some(reply) = reply {
+            let _ = reply.send(Ok(response));
+        }
+    }
+
+    /// The body of request `id` ended; returns its abort handle.
+    fn body_done(&self, id: u64) -> Option<BodyAbort> {
+        self.lock().bodies.remove(&id)
+    }
+
     fn fail_all(&self, err: impl Fn() -> HandleError) {
-        let replies: Vec<Reply> = self
-            .0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .drain()
-            .map(|(_, r)| r)
-            .collect();
+        let (replies, bodies) = {
+            let mut state = self.lock();
+            (
+                state.replies.drain().map(|(_, r)| r).collect::<Vec<_>>(),
+                state.bodies.drain().map(|(_, b)| b).collect::<Vec<_>>(),
+            )
+        };
         for reply in replies {
             let _ = reply.send(Err(err()));
+        }
+        for body in bodies {
+            body.abort(ErrorCode::internal(err().to_string()));
         }
     }
 }
@@ -201,7 +227,7 @@ async fn run_worker(
     mut jobs: mpsc::UnboundedReceiver<Job>,
 ) {
     let _live = LiveGuard::new(&shared.live_instances);
-    let replies = Replies::default();
+    let replies = InFlight::default();
     let Some(first) = jobs.recv().await else {
         return;
     };
@@ -334,7 +360,7 @@ async fn serve(
     request: http::Request<HostBody>,
     request_id: u64,
     deadline: Instant,
-    replies: &Replies,
+    replies: &InFlight,
     shared: &Shared,
 ) -> Served {
     let wall = shared.config.wall_time_limit;
@@ -381,10 +407,12 @@ async fn serve(
     };
     let (delivered_tx, delivered) = oneshot::channel();
     response.body_mut().on_delivery(delivered_tx);
-    replies.send(seq, Ok(response));
-    match tokio::time::timeout_at(deadline, delivered).await {
-        Ok(_) => Served { retire: false },
-        Err(_) => {
+    replies.respond(seq, response, abort);
+    let finished = tokio::time::timeout_at(deadline, delivered).await;
+    let abort = replies.body_done(seq);
+    match (finished, abort) {
+        (Ok(_), _) | (Err(_), None) => Served { retire: false },
+        (Err(_), Some(abort)) => {
             tracing::warn!(
                 request_id,
                 limit = ?wall,

@@ -11,5 +11,6 @@ mod failures;
 mod hardening;
 mod interop;
 mod outbound;
+mod p3;
 mod serving;
 mod support;

@@ -1,10 +1,5 @@
 //! Serving behaviour of the wasi:http@0.2 host over HTTP/1.1 and HTTP/2.
 
-use bytes::Bytes;
-use http_body_util::BodyExt;
-use http_body_util::StreamBody;
-use hyper::body::Frame;
-
 use crate::support::*;
 
 #[tokio::test]
@@ -67,28 +62,6 @@ async fn absolute_form_target_sets_authority() {
     let body = String::from_utf8_lossy(&body);
     assert!(body.contains("authority=tenant.test:1234\n"), "{body}");
     assert!(body.contains("path=/info?q=1\n"), "{body}");
-}
-
-fn streaming_body(chunks: usize, chunk: usize, trailers: Option<http::HeaderMap>) -> TestBody {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, hyper::Error>>(2);
-    tokio::spawn(async move {
-        for i in 0..chunks {
-            let data = Bytes::from(vec![b'a' + (i % 26) as u8; chunk]);
-            if tx.send(Ok(Frame::data(data))).await.is_err() {
-                return;
-            }
-        }
-        if let Some(t) = trailers {
-            let _ = tx.send(Ok(Frame::trailers(t))).await;
-        }
-    });
-    StreamBody::new(tokio_stream_from(rx)).boxed()
-}
-
-fn tokio_stream_from<T: Send + 'static>(
-    mut rx: tokio::sync::mpsc::Receiver<T>,
-) -> impl futures::Stream<Item = T> + Send + Sync + 'static {
-    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
 #[tokio::test]

@@ -8,8 +8,8 @@ use berth::{Runtime, RuntimeConfig, ServerConfig, WasiHttpService};
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Empty, Full};
-use hyper::body::Incoming;
+use http_body_util::{BodyExt, Empty, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
@@ -50,6 +50,20 @@ impl TestServer {
 
     pub async fn start_with(component: &str, config: RuntimeConfig) -> Self {
         Self::start_bytes(&fixture(component), component, config).await
+    }
+
+    /// Serves a middleware chain of fixtures, the request's first stop first.
+    pub async fn start_chain(components: &[&str], config: RuntimeConfig) -> Self {
+        let bytes: Vec<Vec<u8>> = components.iter().map(|c| fixture(c)).collect();
+        let sources: Vec<berth::Source<'_>> = bytes
+            .iter()
+            .zip(components)
+            .map(|(bytes, what)| berth::Source { bytes, what })
+            .collect();
+        let runtime = Runtime::builder(config)
+            .build_chain(&sources)
+            .expect("chain loads");
+        Self::serve_runtime(runtime).await
     }
 
     pub async fn start_bytes(bytes: &[u8], what: &str, config: RuntimeConfig) -> Self {
@@ -229,4 +243,28 @@ pub async fn read_body(
     let collected = resp.into_body().collect().await?;
     let trailers = collected.trailers().cloned();
     Ok((collected.to_bytes(), trailers))
+}
+
+/// A body sent in `chunks` chunks of `chunk` bytes (`a`, `b`, …), then
+/// optional trailers.
+pub fn streaming_body(chunks: usize, chunk: usize, trailers: Option<http::HeaderMap>) -> TestBody {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, hyper::Error>>(2);
+    tokio::spawn(async move {
+        for i in 0..chunks {
+            let data = Bytes::from(vec![b'a' + (i % 26) as u8; chunk]);
+            if tx.send(Ok(Frame::data(data))).await.is_err() {
+                return;
+            }
+        }
+        if let Some(t) = trailers {
+            let _ = tx.send(Ok(Frame::trailers(t))).await;
+        }
+    });
+    StreamBody::new(tokio_stream_from(rx)).boxed()
+}
+
+fn tokio_stream_from<T: Send + 'static>(
+    mut rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures::Stream<Item = T> + Send + Sync + 'static {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }

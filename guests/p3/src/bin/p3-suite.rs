@@ -1,7 +1,8 @@
 //! wasi:http@0.3.0 test service; the path picks the behaviour:
 //!
 //! * `/echo`: streams the request body back as it arrives, and the request
-//!   trailers back as response trailers; `x-echo-method` names the method.
+//!   trailers back as response trailers (declared if the request declared
+//!   them); `x-echo-method` names the method.
 //! * `/client`: sends the request (method, body, trailers) on to the URL in
 //!   `x-upstream` through `wasi:http/client`, and returns the upstream's
 //!   response as its own (streamed).
@@ -69,11 +70,17 @@ impl Guest for Suite {
         match path.split('?').next().unwrap_or("") {
             "/echo" => {
                 let method = format!("{:?}", request.get_method());
+                // Declare the trailers the client announced, so HTTP/1.1 can
+                // carry them back.
+                let declared = request.get_headers().get("trailer");
                 let (_, result) = wit_future::new(|| Ok(()));
                 let (body, trailers) = Request::consume_body(request, result);
                 let (contents, trailers) = relay(body, trailers);
                 let headers = Fields::from_list(&[("x-echo-method".into(), method.into_bytes())])
                     .unwrap();
+                for value in declared {
+                    headers.append("trailer", &value).unwrap();
+                }
                 let (response, _sent) = Response::new(headers, Some(contents), trailers);
                 Ok(response)
             }

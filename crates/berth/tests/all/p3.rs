@@ -1,0 +1,355 @@
+//! wasi:http@0.3.0: services, concurrent instances, middleware chains and
+//! their failure cases, over real sockets with the p3 guests.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth::World;
+use berth::outbound::{DefaultClient, OutboundConfig};
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+
+use crate::support::*;
+
+fn trailers(name: &'static str, value: &'static str) -> http::HeaderMap {
+    let mut map = http::HeaderMap::new();
+    map.insert(name, value.parse().unwrap());
+    map
+}
+
+#[tokio::test]
+async fn p3_hello_is_detected_and_served_over_both_protocols() {
+    let server = TestServer::start("p3-hello").await;
+    assert_eq!(server.runtime.world(), &World::Service03);
+    for proto in PROTOS {
+        let (status, body) = get(&server, proto, "/").await;
+        assert_eq!(status, 200, "{proto:?}");
+        assert_eq!(body, "Hello from a wasi:http@0.3.0 component\n");
+    }
+    server.assert_idle().await;
+}
+
+#[tokio::test]
+async fn p3_incoming_requests_carry_scheme_and_authority() {
+    let server = TestServer::start("p3-suite").await;
+    for proto in PROTOS {
+        let (status, body) = get(&server, proto, "/headers").await;
+        assert_eq!(status, 200);
+        assert!(
+            body.contains("scheme: Some(Scheme::Http)"),
+            "{proto:?}: {body}"
+        );
+        let authority = format!("authority: Some(\"{}\")", server.addr);
+        assert!(body.contains(&authority), "{proto:?}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn p3_echo_streams_large_bodies_and_trailers_both_ways() {
+    let server = TestServer::start("p3-suite").await;
+    // HTTP/2: trailers need no declaration.
+    let req = for_proto(
+        request(
+            "PUT",
+            &server.url("/echo"),
+            streaming_body(64, 16 * 1024, Some(trailers("x-checksum", "abc"))),
+        ),
+        Proto::H2,
+    );
+    let resp = send(server.addr, Proto::H2, req).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-echo-method"], "Method::Put");
+    let (body, got) = read_body(resp).await.expect("complete body");
+    assert_eq!(body.len(), 64 * 16 * 1024);
+    assert!(body[..16 * 1024].iter().all(|b| *b == b'a'));
+    assert_eq!(got.expect("trailers")["x-checksum"], "abc");
+
+    // HTTP/1.1 chunked, the client asking for trailers.
+    let mut req = for_proto(
+        request(
+            "POST",
+            &server.url("/echo"),
+            streaming_body(3, 1000, Some(trailers("x-checksum", "def"))),
+        ),
+        Proto::H1,
+    );
+    req.headers_mut().insert("te", "trailers".parse().unwrap());
+    req.headers_mut()
+        .insert("trailer", "x-checksum".parse().unwrap());
+    let (body, got) = read_body(send(server.addr, Proto::H1, req).await)
+        .await
+        .expect("complete body");
+    assert_eq!(body.len(), 3000);
+    assert_eq!(got.expect("trailers")["x-checksum"], "def");
+    server.assert_idle().await;
+}
+
+#[tokio::test]
+async fn two_middlewares_in_front_of_echo_stream_end_to_end_with_trailers() {
+    let server =
+        TestServer::start_chain(&["p3-mw-header", "p3-mw-upper", "p3-suite"], test_config()).await;
+    assert_eq!(
+        server.runtime.chain(),
+        &[World::Middleware03, World::Middleware03, World::Service03]
+    );
+    for proto in PROTOS {
+        let mut req = for_proto(
+            request(
+                "POST",
+                &server.url("/echo"),
+                streaming_body(20, 8 * 1024, Some(trailers("x-sum", "42"))),
+            ),
+            proto,
+        );
+        req.headers_mut().insert("te", "trailers".parse().unwrap());
+        req.headers_mut()
+            .insert("trailer", "x-sum".parse().unwrap());
+        let resp = send(server.addr, proto, req).await;
+        assert_eq!(resp.status(), 200, "{proto:?}");
+        let seen: Vec<_> = resp.headers().get_all("x-middleware").iter().collect();
+        assert_eq!(seen, ["upper", "header"], "{proto:?}");
+        let (body, got) = read_body(resp).await.expect("complete body");
+        assert_eq!(body.len(), 20 * 8 * 1024, "{proto:?}");
+        assert!(body[..8 * 1024].iter().all(|b| *b == b'A'), "upper-cased");
+        assert!(body[8 * 1024..16 * 1024].iter().all(|b| *b == b'B'));
+        assert_eq!(got.expect("trailers")["x-sum"], "42", "{proto:?}");
+    }
+    // The request went through the header middleware on its way in.
+    let (_, body) = get(&server, Proto::H1, "/headers").await;
+    assert!(body.contains("X-THROUGH: HEADER"), "{body}");
+    server.assert_idle().await;
+}
+
+#[tokio::test]
+async fn chains_that_do_not_fit_are_rejected_at_load() {
+    let load = |names: &[&str]| {
+        let bytes: Vec<Vec<u8>> = names.iter().map(|n| fixture(n)).collect();
+        let sources: Vec<berth::Source<'_>> = bytes
+            .iter()
+            .zip(names)
+            .map(|(bytes, what)| berth::Source { bytes, what })
+            .collect();
+        berth::Runtime::builder(test_config())
+            .build_chain(&sources)
+            .map(|_| ())
+            .unwrap_err()
+            .to_string()
+    };
+    let err = load(&["p3-mw-header"]);
+    assert!(
+        err.contains("p3-mw-header is a wasi:http/middleware component"),
+        "{err}"
+    );
+    let err = load(&["p3-suite", "p3-hello"]);
+    assert!(
+        err.contains("p3-suite is a wasi:http@0.3.0 service"),
+        "{err}"
+    );
+    let err = load(&["p3-mw-header", "suite"]);
+    assert!(
+        err.contains("middleware chains are wasi:http@0.3.0 only"),
+        "{err}"
+    );
+    let err = load(&["p3-mw-header", "p3-mw-upper"]);
+    assert!(err.contains("needs a component after it"), "{err}");
+}
+
+#[tokio::test]
+async fn p2_and_p3_apps_run_side_by_side_in_one_process() {
+    let p2 = TestServer::start("suite").await;
+    let p3 = TestServer::start("p3-hello").await;
+    let (a, b) = tokio::join!(get(&p2, Proto::H1, "/hello"), get(&p3, Proto::H2, "/"));
+    assert_eq!(a.0, 200);
+    assert_eq!(b, (200, "Hello from a wasi:http@0.3.0 component\n".into()));
+}
+
+#[tokio::test]
+async fn one_instance_serves_concurrent_requests_up_to_the_cap() {
+    let config = berth::RuntimeConfig {
+        concurrent_requests: 8,
+        ..test_config()
+    };
+    let server = TestServer::start_with("p3-suite", config).await;
+    // 16 echo requests held open at once (their bodies have not ended).
+    let mut held = Vec::new();
+    let mut senders = Vec::new();
+    for _ in 0..16 {
+        let (tx, rx) =
+            tokio::sync::mpsc::channel::<Result<hyper::body::Frame<Bytes>, hyper::Error>>(1);
+        let body = http_body_util::StreamBody::new(futures::stream::poll_fn({
+            let mut rx = rx;
+            move |cx| rx.poll_recv(cx)
+        }))
+        .boxed();
+        let req = for_proto(request("POST", &server.url("/echo"), body), Proto::H2);
+        held.push(tokio::spawn(try_send(server.addr, Proto::H2, req)));
+        senders.push(tx);
+    }
+    for _ in 0..100 {
+        if server.runtime.live_instances() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // 16 requests, 8 per instance: two instances, not sixteen.
+    assert_eq!(server.runtime.live_instances(), 2);
+    for tx in &senders {
+        tx.send(Ok(hyper::body::Frame::data(Bytes::from_static(b"x"))))
+            .await
+            .unwrap();
+    }
+    drop(senders);
+    for task in held {
+        let resp = task.await.unwrap().expect("response");
+        let (body, _) = read_body(resp).await.expect("complete body");
+        assert_eq!(body.as_ref(), b"x");
+    }
+    server.assert_idle().await;
+}
+
+#[tokio::test]
+async fn trap_mid_stream_aborts_that_body_and_later_requests_succeed() {
+    let config = berth::RuntimeConfig {
+        concurrent_requests: 1,
+        ..test_config()
+    };
+    let server = TestServer::start_with("p3-suite", config).await;
+    // An echo on another instance, in flight while the trap happens.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<hyper::body::Frame<Bytes>, hyper::Error>>(1);
+    let body = http_body_util::StreamBody::new(futures::stream::poll_fn({
+        let mut rx = rx;
+        move |cx| rx.poll_recv(cx)
+    }))
+    .boxed();
+    let req = for_proto(request("POST", &server.url("/echo"), body), Proto::H2);
+    let echo = tokio::spawn(try_send(server.addr, Proto::H2, req));
+
+    for proto in PROTOS {
+        let req = for_proto(request("GET", &server.url("/trap-mid"), empty()), proto);
+        // The head may or may not have gone out before the trap; the body
+        // never completes cleanly.
+        if let Ok(resp) = try_send(server.addr, proto, req).await {
+            assert!(read_body(resp).await.is_err(), "{proto:?}");
+        }
+    }
+    tx.send(Ok(hyper::body::Frame::data(Bytes::from_static(
+        b"still fine",
+    ))))
+    .await
+    .unwrap();
+    drop(tx);
+    let resp = echo.await.unwrap().expect("echo response");
+    assert_eq!(
+        read_body(resp).await.expect("complete").0.as_ref(),
+        b"still fine"
+    );
+    assert_eq!(get(&server, Proto::H1, "/").await.0, 200);
+    server.assert_idle().await;
+}
+
+#[tokio::test]
+async fn a_body_that_never_ends_is_cut_at_the_deadline() {
+    let config = berth::RuntimeConfig {
+        wall_time_limit: Duration::from_millis(800),
+        ..test_config()
+    };
+    let server = TestServer::start_with("p3-suite", config).await;
+    for proto in PROTOS {
+        let started = std::time::Instant::now();
+        let req = for_proto(request("GET", &server.url("/never"), empty()), proto);
+        let resp = send(server.addr, proto, req).await;
+        assert_eq!(resp.status(), 200);
+        assert!(
+            read_body(resp).await.is_err(),
+            "{proto:?}: body must not end cleanly"
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+    // Other requests are unaffected and the stuck instance is gone.
+    assert_eq!(get(&server, Proto::H2, "/").await.0, 200);
+    server.assert_idle().await;
+}
+
+#[tokio::test]
+async fn guest_error_codes_and_disconnects_are_handled() {
+    let server = TestServer::start("p3-suite").await;
+    let (status, _) = get(&server, Proto::H1, "/error").await;
+    assert_eq!(status, 500);
+    // A client that goes away mid-stream: the echo's writes see the stream
+    // dropped and the instance winds down.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<hyper::body::Frame<Bytes>, hyper::Error>>(1);
+    let body = http_body_util::StreamBody::new(futures::stream::poll_fn({
+        let mut rx = rx;
+        move |cx| rx.poll_recv(cx)
+    }))
+    .boxed();
+    let req = for_proto(request("POST", &server.url("/echo"), body), Proto::H1);
+    let resp: http::Response<Incoming> = send(server.addr, Proto::H1, req).await;
+    tx.send(Ok(hyper::body::Frame::data(Bytes::from_static(b"first"))))
+        .await
+        .unwrap();
+    let mut body = resp.into_body();
+    let frame = body.frame().await.expect("a frame").expect("data");
+    assert_eq!(frame.into_data().unwrap().as_ref(), b"first");
+    drop(body);
+    drop(tx);
+    assert_eq!(get(&server, Proto::H1, "/").await.0, 200);
+    server.assert_idle().await;
+}
+
+async fn origin_echo(
+    req: http::Request<Incoming>,
+) -> Result<
+    http::Response<http_body_util::combinators::BoxBody<Bytes, hyper::Error>>,
+    std::convert::Infallible,
+> {
+    let declared = req.headers().get("trailer").cloned();
+    let mut resp = http::Response::new(req.into_body().boxed());
+    resp.headers_mut()
+        .insert("x-origin", "yes".parse().unwrap());
+    if let Some(d) = declared {
+        resp.headers_mut().insert("trailer", d);
+    }
+    Ok(resp)
+}
+
+#[tokio::test]
+async fn p3_client_streams_through_the_shared_outbound_client() {
+    let origin = berth_test_support::spawn_origin(origin_echo, None)
+        .await
+        .addr;
+    let client = DefaultClient::new(OutboundConfig {
+        allow: vec!["127.0.0.1".parse().unwrap()],
+        system_roots: false,
+        loop_identity: "berth-p3".into(),
+        ..OutboundConfig::default()
+    })
+    .unwrap();
+    let server = TestServer::start_with_outbound("p3-suite", test_config(), Arc::new(client)).await;
+    let mut req = for_proto(
+        request(
+            "POST",
+            &server.url("/client"),
+            streaming_body(32, 8 * 1024, Some(trailers("x-up", "1"))),
+        ),
+        Proto::H2,
+    );
+    req.headers_mut().insert(
+        "x-upstream",
+        format!("http://{origin}/echo").parse().unwrap(),
+    );
+    let resp = send(server.addr, Proto::H2, req).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-origin"], "yes");
+    let (body, _) = read_body(resp).await.expect("complete body");
+    assert_eq!(body.len(), 32 * 8 * 1024);
+
+    // The egress policy applies to 0.3 exactly as to 0.2.
+    let mut req = for_proto(request("GET", &server.url("/client"), empty()), Proto::H1);
+    req.headers_mut()
+        .insert("x-upstream", "http://10.1.2.3/".parse().unwrap());
+    let resp = send(server.addr, Proto::H1, req).await;
+    assert_eq!(resp.status(), 500, "HTTP-request-denied from the guest");
+    server.assert_idle().await;
+}
