@@ -77,6 +77,17 @@ pub(crate) struct ServeCommand {
     #[arg(long, value_name = "N")]
     reuse: Option<std::num::NonZeroU32>,
 
+    /// wasi:http@0.3 apps: requests one instance serves at once (more
+    /// concurrent requests start more instances). A trap fails the
+    /// instance's in-flight requests, so 1 isolates requests fully.
+    #[arg(long, value_name = "N", default_value_t = berth_runtime::config::DEFAULT_CONCURRENT_REQUESTS)]
+    concurrent_requests: usize,
+
+    /// wasi:http@0.3 apps: requests one instance serves in its life before
+    /// it is retired and replaced.
+    #[arg(long, value_name = "N", default_value_t = berth_runtime::config::DEFAULT_INSTANCE_REQUESTS)]
+    instance_requests: u32,
+
     #[command(flatten)]
     cache: CacheArgs,
 
@@ -146,11 +157,16 @@ impl ServeCommand {
                 .context("--memory-limit-mib is too large")?,
             env: self.env.clone(),
             reuse: self.reuse,
+            concurrent_requests: self.concurrent_requests,
+            instance_requests: self.instance_requests,
             cache_dir: self.cache.dir(),
             ..RuntimeConfig::default()
         };
         if runtime_config.cpu_time_limit.is_zero() || runtime_config.wall_time_limit.is_zero() {
             bail!("time limits must be greater than zero");
+        }
+        if self.concurrent_requests == 0 || self.instance_requests == 0 {
+            bail!("--concurrent-requests and --instance-requests must be at least 1");
         }
         let server_config = ServerConfig {
             addr: self.addr,
