@@ -219,6 +219,49 @@ fn component_without_http_handler_is_a_clear_error() {
 }
 
 #[test]
+fn serves_a_wasi_http_0_3_middleware_chain_and_logs_the_worlds() {
+    let served = Served::start(&[
+        fixture("p3-mw-header").to_str().unwrap(),
+        fixture("p3-mw-upper").to_str().unwrap(),
+        fixture("p3-suite").to_str().unwrap(),
+    ]);
+    assert!(
+        served.startup_log.contains(
+            "wasi:http@0.3.0 middleware -> wasi:http@0.3.0 middleware -> wasi:http@0.3.0 service"
+        ),
+        "{}",
+        served.startup_log
+    );
+    let response = served.get("/");
+    assert!(response.contains("x-middleware: upper"), "{response}");
+    assert!(
+        response.ends_with("HELLO FROM THE WASI:HTTP@0.3.0 SUITE\n"),
+        "{response}"
+    );
+    served.signal("TERM");
+    let (status, _) = served.wait();
+    assert!(status.success());
+}
+
+#[test]
+fn a_chain_that_does_not_fit_is_refused_at_startup() {
+    let output = berth()
+        .arg("serve")
+        .arg(fixture("p3-suite"))
+        .arg(fixture("p3-hello"))
+        .args(["--addr", "127.0.0.1:0"])
+        .output()
+        .expect("berth runs");
+    assert!(!output.status.success());
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("invalid component chain"), "{err}");
+    assert!(
+        err.contains("p3-suite.wasm is a wasi:http@0.3.0 service"),
+        "{err}"
+    );
+}
+
+#[test]
 fn address_in_use_is_a_clear_error() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();

@@ -16,6 +16,12 @@ use crate::store::StoreState;
 /// The interface a wasi:http@0.3 handler exports (and a middleware imports).
 pub const P3_HANDLER: &str = "wasi:http/handler@0.3.0";
 
+/// Any 0.3.x handler (guests built against a later 0.3 patch release link
+/// by semver against the 0.3.0 host).
+fn is_p3_handler(name: &str) -> bool {
+    name.starts_with("wasi:http/handler@0.3.")
+}
+
 /// The `wasi:http` world a component implements.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum World {
@@ -245,7 +251,7 @@ fn detect_world(engine: &Engine, component: &Component, what: &str) -> Result<Wo
     let mut p3 = false;
     for (name, item) in ty.exports(engine) {
         let instance = matches!(item.ty, ComponentItem::ComponentInstance(_));
-        if instance && name == P3_HANDLER {
+        if instance && is_p3_handler(name) {
             p3 = true;
         } else if instance && name.starts_with("wasi:http/incoming-handler@0.2.") {
             p2 = Some(name.to_owned());
@@ -253,7 +259,7 @@ fn detect_world(engine: &Engine, component: &Component, what: &str) -> Result<Wo
         found.push(name.to_owned());
     }
     if p3 {
-        let imports_handler = ty.imports(engine).any(|(name, _)| name == P3_HANDLER);
+        let imports_handler = ty.imports(engine).any(|(name, _)| is_p3_handler(name));
         return Ok(if imports_handler {
             World::Middleware03
         } else {
@@ -267,4 +273,17 @@ fn detect_world(engine: &Engine, component: &Component, what: &str) -> Result<Wo
         what: what.to_owned(),
         found: found.join(", "),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_p3_handler;
+
+    #[test]
+    fn any_0_3_patch_release_is_a_p3_handler() {
+        assert!(is_p3_handler("wasi:http/handler@0.3.0"));
+        assert!(is_p3_handler("wasi:http/handler@0.3.2"));
+        assert!(!is_p3_handler("wasi:http/handler@0.4.0"));
+        assert!(!is_p3_handler("wasi:http/incoming-handler@0.2.0"));
+    }
 }

@@ -272,6 +272,17 @@ async fn a_body_that_never_ends_is_cut_at_the_deadline() {
 }
 
 #[tokio::test]
+async fn post_return_work_runs_under_the_cpu_limit() {
+    let server = TestServer::start("p3-suite").await;
+    let (status, body) = get(&server, Proto::H1, "/loop-after").await;
+    assert_eq!((status, body.as_str()), (200, "responded; now looping\n"));
+    // The loop after the response burns the instance's CPU budget and the
+    // instance is killed; later requests get a new one.
+    server.assert_idle().await;
+    assert_eq!(get(&server, Proto::H2, "/").await.0, 200);
+}
+
+#[tokio::test]
 async fn guest_error_codes_and_disconnects_are_handled() {
     let server = TestServer::start("p3-suite").await;
     let (status, _) = get(&server, Proto::H1, "/error").await;

@@ -8,6 +8,7 @@
 //!   response as its own (streamed).
 //! * `/trap-mid`: starts a body, then traps while writing it.
 //! * `/never`: starts a body and never finishes it (nor its trailers).
+//! * `/loop-after`: responds, then loops forever (post-return work).
 //! * `/error`: returns `HTTP-request-denied` instead of a response.
 //! * `/headers`: reports request headers it sees (`x-*` only), scheme and
 //!   authority.
@@ -129,6 +130,22 @@ impl Guest for Suite {
                     let _ = never_rx.await;
                     drop(never_tx);
                     drop((tx, trailers_tx));
+                });
+                Ok(response)
+            }
+            "/loop-after" => {
+                let (mut tx, rx) = wit_stream::new();
+                let (trailers_tx, trailers_rx) = wit_future::new(|| Ok(None));
+                let (response, _sent) = Response::new(Fields::new(), Some(rx), trailers_rx);
+                wit_bindgen::spawn_local(async move {
+                    tx.write_all(b"responded; now looping\n".to_vec()).await;
+                    drop(tx);
+                    let _ = trailers_tx.write(Ok(None)).await;
+                    // Post-return work that never ends: the CPU limit stops it.
+                    let mut n: u64 = 0;
+                    loop {
+                        n = std::hint::black_box(n.wrapping_add(1));
+                    }
                 });
                 Ok(response)
             }
