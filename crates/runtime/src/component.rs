@@ -10,6 +10,7 @@ use berth_http::p3::bindings::ServicePre;
 use berth_http::p3::bindings::http::types::ErrorCode as P3ErrorCode;
 use berth_http::p3::{Request, Response};
 
+use crate::engine::Concurrency;
 use crate::error::LoadError;
 use crate::store::StoreState;
 
@@ -93,16 +94,59 @@ const WASM_MAGIC: &[u8] = b"\0asm";
 const CORE_MODULE_VERSION: &[u8] = &[0x01, 0x00, 0x00, 0x00];
 
 /// Builds the linker every component is checked against: wasmtime-wasi's p2
-/// and p3 interfaces (io, clocks, random, cli, filesystem, sockets; all
-/// without ambient authority) and our `wasi:http` 0.2 and 0.3 hosts. The
-/// versions do not collide: `@0.2.x` and `@0.3.0` are different interfaces.
-pub fn build_linker(engine: &Engine) -> Result<Linker<StoreState>, LoadError> {
+/// interfaces (io, clocks, random, cli, filesystem, sockets; all without
+/// ambient authority) and our `wasi:http` 0.2 host, plus, when the engine
+/// has concurrency, the p3 versions of both. The versions do not collide:
+/// `@0.2.x` and `@0.3.0` are different interfaces.
+pub fn build_linker(
+    engine: &Engine,
+    concurrency: Concurrency,
+) -> Result<Linker<StoreState>, LoadError> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(LoadError::Engine)?;
     berth_http::p2::add_to_linker(&mut linker).map_err(LoadError::Engine)?;
-    wasmtime_wasi::p3::add_to_linker(&mut linker).map_err(LoadError::Engine)?;
-    berth_http::p3::add_to_linker(&mut linker).map_err(LoadError::Engine)?;
+    if concurrency == Concurrency::Enabled {
+        wasmtime_wasi::p3::add_to_linker(&mut linker).map_err(LoadError::Engine)?;
+        berth_http::p3::add_to_linker(&mut linker).map_err(LoadError::Engine)?;
+    }
     Ok(linker)
+}
+
+/// Which engine an app needs, read from the components' export sections
+/// before anything is compiled: concurrency when any component exports a
+/// wasi:http@0.3 handler (or cannot be read, so that compiling reports the
+/// real problem).
+pub fn concurrency_for(sources: &[Source<'_>]) -> Concurrency {
+    if sources
+        .iter()
+        .any(|s| exports_p3_handler(s.bytes).unwrap_or(true))
+    {
+        Concurrency::Enabled
+    } else {
+        Concurrency::Disabled
+    }
+}
+
+/// Whether a component's top-level exports include a 0.3 handler; `None`
+/// when the bytes do not parse.
+fn exports_p3_handler(bytes: &[u8]) -> Option<bool> {
+    use wasmparser::{Parser, Payload};
+    let mut depth = 0usize;
+    for payload in Parser::new(0).parse_all(bytes) {
+        match payload.ok()? {
+            Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
+            Payload::End(_) => depth = depth.saturating_sub(1),
+            Payload::ComponentExportSection(exports) if depth == 0 => {
+                for export in exports {
+                    if is_p3_handler(export.ok()?.name.name) {
+                        return Some(true);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Some(false)
 }
 
 /// One component to load: its bytes and how to name it in errors (a path,
@@ -278,6 +322,34 @@ fn detect_world(engine: &Engine, component: &Component, what: &str) -> Result<Wo
 #[cfg(test)]
 mod tests {
     use super::is_p3_handler;
+
+    #[test]
+    fn the_engine_is_chosen_from_the_export_section() {
+        use super::{Concurrency, Source, concurrency_for};
+        let prebuilt = |name: &str| {
+            let path = format!(
+                "{}/../../guests/prebuilt/{name}.wasm",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            std::fs::read(path).unwrap()
+        };
+        let (p2, p3, mw) = (
+            prebuilt("suite"),
+            prebuilt("p3-hello"),
+            prebuilt("p3-mw-upper"),
+        );
+        fn of(bytes: &[u8]) -> Source<'_> {
+            Source { bytes, what: "t" }
+        }
+        assert_eq!(concurrency_for(&[of(&p2)]), Concurrency::Disabled);
+        assert_eq!(concurrency_for(&[of(&p3)]), Concurrency::Enabled);
+        assert_eq!(concurrency_for(&[of(&mw), of(&p3)]), Concurrency::Enabled);
+        // Unreadable bytes: let the compiler report it with everything on.
+        assert_eq!(
+            concurrency_for(&[of(b"\0asm\x0d\0\x01\0junk")]),
+            Concurrency::Enabled
+        );
+    }
 
     #[test]
     fn any_0_3_patch_release_is_a_p3_handler() {

@@ -9,13 +9,26 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 use crate::config::RuntimeConfig;
 use crate::error::LoadError;
 
-/// Builds the engine: component model, epoch interruption, and the pooling
-/// allocator sized from `config` (on-demand allocation when pooling is off
-/// or its reservation fails).
-pub fn build_engine(config: &RuntimeConfig) -> Result<Engine, LoadError> {
+/// Which engine features an app needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Concurrency {
+    /// Component Model async and wasmtime's concurrency support, for
+    /// wasi:http@0.3 apps.
+    Enabled,
+    /// Without them, for wasi:http@0.2 apps: wasmtime's concurrency state
+    /// costs every store and call (~15% of hello throughput, measured).
+    Disabled,
+}
+
+/// Builds the engine: component model (with async when `concurrency` says
+/// so), epoch interruption, and the pooling allocator sized from `config`
+/// (on-demand allocation when pooling is off or its reservation fails).
+pub fn build_engine(config: &RuntimeConfig, concurrency: Concurrency) -> Result<Engine, LoadError> {
     let mut wasm = Config::new();
+    let enabled = concurrency == Concurrency::Enabled;
     wasm.wasm_component_model(true)
-        .wasm_component_model_async(true)
+        .wasm_component_model_async(enabled)
+        .concurrency_support(enabled)
         .epoch_interruption(true);
     if config.pooling {
         let mut pool = PoolingAllocationConfig::default();

@@ -115,8 +115,9 @@ impl Runtime {
         outbound: Option<Arc<dyn OutboundClient>>,
         sources: &[Source<'_>],
     ) -> Result<Self, LoadError> {
-        let engine = engine::build_engine(&config)?;
-        let linker = component::build_linker(&engine)?;
+        let concurrency = component::concurrency_for(sources);
+        let engine = engine::build_engine(&config, concurrency)?;
+        let linker = component::build_linker(&engine, concurrency)?;
         let component = component::load(&engine, &linker, sources, config.cache_dir.as_deref())?;
         let ticker = engine::EpochTicker::start(engine.clone(), config.epoch_tick)
             .map_err(LoadError::Ticker)?;

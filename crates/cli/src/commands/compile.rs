@@ -27,7 +27,12 @@ impl CompileCommand {
             .with_context(|| format!("cannot read component {}", self.component.display()))?;
         // The same engine settings as `berth serve` with default limits, so
         // its lookups hit this entry.
-        let engine = berth_runtime::engine::build_engine(&RuntimeConfig::default())?;
+        let source = berth_runtime::Source {
+            bytes: &bytes,
+            what: "",
+        };
+        let concurrency = berth_runtime::component::concurrency_for(&[source]);
+        let engine = berth_runtime::engine::build_engine(&RuntimeConfig::default(), concurrency)?;
         let (_, outcome) = cache::compile(&engine, &bytes, Some(&dir))
             .map_err(|e| anyhow::anyhow!("{e}"))
             .with_context(|| format!("cannot compile {}", self.component.display()))?;
