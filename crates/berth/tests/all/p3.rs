@@ -86,6 +86,31 @@ async fn p3_echo_streams_large_bodies_and_trailers_both_ways() {
 }
 
 #[tokio::test]
+async fn every_p3_fields_options_and_status_rule_behaves_as_documented() {
+    let server = TestServer::start("p3-suite").await;
+    let (status, body) = get(&server, Proto::H1, "/fields").await;
+    assert_eq!(status, 200);
+    let expected = "\
+forbidden: Some(HeaderError::Forbidden)
+bad-name: Some(HeaderError::InvalidSyntax)
+size: Err(HeaderError::SizeExceeded)
+get-and-delete: Ok([[49]])
+has-after: false
+set-timeout: Ok(())
+request-headers-immutable: Err(HeaderError::Immutable)
+options-kept: Some(1000000)
+options-immutable: Err(RequestOptionsError::Immutable)
+bad-path: Err(())
+bad-authority: Err(())
+dropped-unsent: Err(ErrorCode::InternalError(Some(\"the message was dropped before it was sent\")))
+status-99: Err(())
+status-600: Err(())
+status-kept: 200
+";
+    assert_eq!(body, expected);
+}
+
+#[tokio::test]
 async fn two_middlewares_in_front_of_echo_stream_end_to_end_with_trailers() {
     let server =
         TestServer::start_chain(&["p3-mw-header", "p3-mw-upper", "p3-suite"], test_config()).await;

@@ -9,6 +9,8 @@
 //! * `/trap-mid`: starts a body, then traps while writing it.
 //! * `/never`: starts a body and never finishes it (nor its trailers).
 //! * `/loop-after`: responds, then loops forever (post-return work).
+//! * `/fields`: exercises fields, request-options, status and transmission
+//!   futures, and reports each result on a line.
 //! * `/error`: returns `HTTP-request-denied` instead of a response.
 //! * `/headers`: reports request headers it sees (`x-*` only), scheme and
 //!   authority.
@@ -149,6 +151,7 @@ impl Guest for Suite {
                 });
                 Ok(response)
             }
+            "/fields" => Ok(text_response(200, fields_report().await)),
             "/error" => Err(ErrorCode::HttpRequestDenied),
             "/headers" => {
                 let mut text = String::new();
@@ -164,6 +167,49 @@ impl Guest for Suite {
             _ => Ok(text_response(200, "Hello from the wasi:http@0.3.0 suite\n".into())),
         }
     }
+}
+
+/// One line per check: what was called and what the host answered.
+async fn fields_report() -> String {
+    use wasi::http::types::RequestOptions;
+    let mut out = String::new();
+    let mut line = |label: &str, value: String| out += &format!("{label}: {value}\n");
+
+    line("forbidden", format!("{:?}", Fields::from_list(&[("connection".into(), b"x".to_vec())]).err()));
+    line("bad-name", format!("{:?}", Fields::from_list(&[("a b".into(), b"x".to_vec())]).err()));
+    let big = Fields::new();
+    let mut result = Ok(());
+    for i in 0..10_000 {
+        result = big.append(&format!("x-{i}"), &[b'v'; 64]);
+        if result.is_err() {
+            break;
+        }
+    }
+    line("size", format!("{result:?}"));
+    let fields = Fields::from_list(&[("x-a".into(), b"1".to_vec())]).unwrap();
+    line("get-and-delete", format!("{:?}", fields.get_and_delete("x-a")));
+    line("has-after", format!("{}", fields.has("x-a")));
+
+    let headers = Fields::from_list(&[("x-h".into(), b"1".to_vec())]).unwrap();
+    let options = RequestOptions::new();
+    line("set-timeout", format!("{:?}", options.set_connect_timeout(Some(1_000_000))));
+    let (_, trailers) = wit_future::new(|| Ok(None));
+    let (request, sent) = Request::new(headers, None, trailers, Some(options));
+    line("request-headers-immutable", format!("{:?}", request.get_headers().set("x-h", &[b"2".to_vec()])));
+    let view = request.get_options().expect("options attached");
+    line("options-kept", format!("{:?}", view.get_connect_timeout()));
+    line("options-immutable", format!("{:?}", view.set_connect_timeout(None)));
+    line("bad-path", format!("{:?}", request.set_path_with_query(Some("no-slash"))));
+    line("bad-authority", format!("{:?}", request.set_authority(Some("a b"))));
+    drop(view);
+    drop(request);
+    line("dropped-unsent", format!("{:?}", sent.await));
+
+    let response = text_response(200, String::new());
+    line("status-99", format!("{:?}", response.set_status_code(99)));
+    line("status-600", format!("{:?}", response.set_status_code(600)));
+    line("status-kept", format!("{}", response.get_status_code()));
+    out
 }
 
 fn main() {}
