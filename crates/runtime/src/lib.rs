@@ -1,11 +1,17 @@
 //! # berth-runtime: running `wasi:http` components on wasmtime
 //!
-//! Compile once, pre-instantiate at load, and instantiate a fresh instance
-//! per request (requests never share guest state). This crate owns the
-//! engine and its epoch ticker ([`engine`]), component loading and world
-//! detection ([`component`]), the per-store state ([`store`]), limits
-//! ([`limits`]), guest stdio ([`stdio`]) and the per-request call
-//! (`handler`). It has no sockets: the `berth` crate serves it.
+//! Compile once, pre-instantiate at load, then run requests. This crate owns
+//! the engine and its epoch ticker ([`engine`]), component loading, world
+//! detection and middleware chains ([`component`]), the per-store state
+//! ([`store`]), limits ([`limits`]), guest stdio ([`stdio`]) and the two
+//! ways of running a request:
+//!
+//! * wasi:http@0.2 (`handler`): a fresh instance per request (requests never
+//!   share guest state), or serial reuse under the opt-in `reuse` policy;
+//! * wasi:http@0.3 (`concurrent`): instances that take several requests at
+//!   once with Component Model async, retired after a bounded number.
+//!
+//! It has no sockets: the `berth` crate serves it.
 //!
 //! Every request is bounded by a CPU-time limit (epoch interruption with an
 //! async yield each tick, so a looping guest neither escapes its budget nor
