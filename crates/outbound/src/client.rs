@@ -19,7 +19,7 @@ use crate::dial::{Dial, Resolve, SystemResolver, TcpDialer};
 use crate::error::{connect_error, dns_error, request_error, tls_error};
 use crate::policy::EgressPolicy;
 use crate::pool::{Origin, Pool, Sender};
-use crate::tls::{TlsConfigError, client_config};
+use crate::tls::{LazyConnector, TlsConfigError};
 
 /// Largest response head accepted from an upstream (64 KiB).
 pub const MAX_RESPONSE_HEAD: usize = 64 * 1024;
@@ -43,7 +43,7 @@ struct Inner {
     /// Per-origin locks held while connecting to an HTTP/2 origin.
     connecting: Mutex<HashMap<Origin, Arc<tokio::sync::Mutex<()>>>>,
     policy: EgressPolicy,
-    tls: tokio_rustls::TlsConnector,
+    tls: LazyConnector,
     pool: Pool,
     resolver: Arc<dyn Resolve>,
     dialer: Arc<dyn Dial>,
@@ -70,7 +70,7 @@ impl DefaultClient {
         resolver: Arc<dyn Resolve>,
         dialer: Arc<dyn Dial>,
     ) -> Result<Self, TlsConfigError> {
-        let tls = client_config(&config.ca_files, config.system_roots)?;
+        let tls = LazyConnector::new(&config.ca_files, config.system_roots)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 h2_origins: Mutex::new(HashSet::new()),
@@ -78,7 +78,7 @@ impl DefaultClient {
                 policy: EgressPolicy::new(config.allow.clone()),
                 h2c: EgressPolicy::new(config.h2c_hosts.clone()),
                 pool: Pool::new(config.pool_idle_timeout, config.max_connections_per_origin),
-                tls: tokio_rustls::TlsConnector::from(tls),
+                tls,
                 resolver,
                 dialer,
                 config,
@@ -239,6 +239,7 @@ impl Inner {
                     .map_err(|_| ErrorCode::HttpRequestUriInvalid)?;
                 let tls = self
                     .tls
+                    .get()
                     .connect(name, tcp)
                     .await
                     .map_err(|e| tls_error(&e))?;

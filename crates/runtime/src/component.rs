@@ -170,7 +170,9 @@ pub fn load(
 ) -> Result<LoadedComponent, LoadError> {
     let mut compiled = Vec::with_capacity(sources.len());
     for source in sources {
+        let started = std::time::Instant::now();
         let component = compile(engine, source, cache_dir)?;
+        tracing::debug!(component = %source.what, elapsed = ?started.elapsed(), "compiled or loaded");
         let world = detect_world(engine, &component, source.what)?;
         tracing::info!(component = %source.what, world = %world, "component loaded");
         compiled.push((component, world, source.what));
