@@ -243,6 +243,74 @@ pub fn strip_forbidden(map: &mut HeaderMap) -> usize {
     dropped
 }
 
+/// Expands, inside an `impl HostFields for HttpCtxView` block of either
+/// `wasi:http` version, the `fields` methods whose WIT signatures are the
+/// same in 0.2 and 0.3 (all of them but 0.2's `entries` and 0.3's
+/// `copy-all` / `get-and-delete`), so both versions run one implementation.
+/// Needs `FieldMap`, `FieldsError` and `Resource` in scope.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! shared_fields_methods {
+    () => {
+        fn new(&mut self) -> wasmtime::Result<Resource<FieldMap>> {
+            let fields = FieldMap::new_mutable(self.ctx.fields_size_limit);
+            Ok(self.table.push(fields)?)
+        }
+
+        fn from_list(
+            &mut self,
+            entries: Vec<(String, Vec<u8>)>,
+        ) -> Result<Resource<FieldMap>, FieldsError> {
+            let fields = FieldMap::from_list(entries, self.ctx.fields_size_limit)?;
+            Ok(self.table.push(fields)?)
+        }
+
+        fn get(
+            &mut self,
+            fields: Resource<FieldMap>,
+            name: String,
+        ) -> wasmtime::Result<Vec<Vec<u8>>> {
+            Ok(self.table.get(&fields)?.get(&name))
+        }
+
+        fn has(&mut self, fields: Resource<FieldMap>, name: String) -> wasmtime::Result<bool> {
+            Ok(self.table.get(&fields)?.has(&name))
+        }
+
+        fn set(
+            &mut self,
+            fields: Resource<FieldMap>,
+            name: String,
+            values: Vec<Vec<u8>>,
+        ) -> Result<(), FieldsError> {
+            Ok(self.table.get_mut(&fields)?.set(&name, &values)?)
+        }
+
+        fn delete(&mut self, fields: Resource<FieldMap>, name: String) -> Result<(), FieldsError> {
+            Ok(self.table.get_mut(&fields)?.delete(&name)?)
+        }
+
+        fn append(
+            &mut self,
+            fields: Resource<FieldMap>,
+            name: String,
+            value: Vec<u8>,
+        ) -> Result<(), FieldsError> {
+            Ok(self.table.get_mut(&fields)?.append(&name, &value)?)
+        }
+
+        fn clone(&mut self, fields: Resource<FieldMap>) -> wasmtime::Result<Resource<FieldMap>> {
+            let copy = self.table.get(&fields)?.clone_mutable();
+            Ok(self.table.push(copy)?)
+        }
+
+        fn drop(&mut self, fields: Resource<FieldMap>) -> wasmtime::Result<()> {
+            self.table.delete(fields)?;
+            Ok(())
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -41,6 +41,19 @@ pub fn parse_path_with_query(text: &str) -> Option<http::uri::PathAndQuery> {
     }
 }
 
+/// Parses an optional value a guest set: `Some(None)` for `none`,
+/// `Some(Some(v))` when it parses, `None` when it does not (the setter then
+/// returns an error and leaves the message unchanged).
+pub fn parse_optional<T: ?Sized, U>(
+    value: Option<&T>,
+    parse: impl FnOnce(&T) -> Option<U>,
+) -> Option<Option<U>> {
+    match value {
+        None => Some(None),
+        Some(v) => parse(v).map(Some),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse_authority;
@@ -72,5 +85,16 @@ mod tests {
         ] {
             assert!(parse_authority(bad).is_none(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn optional_values_parse_or_refuse() {
+        use super::{parse_optional, parse_path_with_query};
+        assert_eq!(parse_optional(None, parse_path_with_query), Some(None));
+        assert!(matches!(
+            parse_optional(Some("/a?b"), parse_path_with_query),
+            Some(Some(p)) if p.as_str() == "/a?b"
+        ));
+        assert_eq!(parse_optional(Some("a"), parse_path_with_query), None);
     }
 }

@@ -14,7 +14,7 @@ pub struct Request {
     /// The scheme; always present on requests from the network.
     pub scheme: Option<Scheme>,
     /// Host and optional port; always present on requests from the network.
-    pub authority: Option<String>,
+    pub authority: Option<http::uri::Authority>,
     /// Path and query; `None` is sent as `/`.
     pub path_with_query: Option<PathAndQuery>,
     /// Headers (immutable once part of the request).
@@ -33,7 +33,7 @@ impl Request {
         Self {
             method: parts.method,
             scheme: parts.uri.scheme().cloned(),
-            authority: parts.uri.authority().map(|a| a.as_str().to_owned()),
+            authority: parts.uri.authority().cloned(),
             path_with_query: parts.uri.path_and_query().cloned(),
             headers: parts.headers,
             options: None,

@@ -84,61 +84,10 @@ impl wit::Host for HttpCtxView<'_> {
 }
 
 impl wit::HostFields for HttpCtxView<'_> {
-    fn new(&mut self) -> wasmtime::Result<Resource<Fields>> {
-        let fields = FieldMap::new_mutable(self.ctx.fields_size_limit);
-        Ok(self.table.push(fields)?)
-    }
-
-    fn from_list(
-        &mut self,
-        entries: Vec<(String, Vec<u8>)>,
-    ) -> Result<Resource<Fields>, FieldsError> {
-        let fields = FieldMap::from_list(entries, self.ctx.fields_size_limit)?;
-        Ok(self.table.push(fields)?)
-    }
-
-    fn get(&mut self, fields: Resource<Fields>, name: String) -> wasmtime::Result<Vec<Vec<u8>>> {
-        Ok(self.table.get(&fields)?.get(&name))
-    }
-
-    fn has(&mut self, fields: Resource<Fields>, name: String) -> wasmtime::Result<bool> {
-        Ok(self.table.get(&fields)?.has(&name))
-    }
-
-    fn set(
-        &mut self,
-        fields: Resource<Fields>,
-        name: String,
-        values: Vec<Vec<u8>>,
-    ) -> Result<(), FieldsError> {
-        Ok(self.table.get_mut(&fields)?.set(&name, &values)?)
-    }
-
-    fn delete(&mut self, fields: Resource<Fields>, name: String) -> Result<(), FieldsError> {
-        Ok(self.table.get_mut(&fields)?.delete(&name)?)
-    }
-
-    fn append(
-        &mut self,
-        fields: Resource<Fields>,
-        name: String,
-        value: Vec<u8>,
-    ) -> Result<(), FieldsError> {
-        Ok(self.table.get_mut(&fields)?.append(&name, &value)?)
-    }
+    crate::shared_fields_methods!();
 
     fn entries(&mut self, fields: Resource<Fields>) -> wasmtime::Result<Vec<(String, Vec<u8>)>> {
         Ok(self.table.get(&fields)?.entries())
-    }
-
-    fn clone(&mut self, fields: Resource<Fields>) -> wasmtime::Result<Resource<Fields>> {
-        let copy = self.table.get(&fields)?.clone_mutable();
-        Ok(self.table.push(copy)?)
-    }
-
-    fn drop(&mut self, fields: Resource<Fields>) -> wasmtime::Result<()> {
-        self.table.delete(fields)?;
-        Ok(())
     }
 }
 
@@ -239,12 +188,10 @@ impl wit::HostOutgoingRequest for HttpCtxView<'_> {
         req: Resource<OutgoingRequest>,
         path: Option<String>,
     ) -> wasmtime::Result<Result<(), ()>> {
-        let parsed = match path {
-            None => None,
-            Some(p) => match crate::uri::parse_path_with_query(&p) {
-                Some(pq) => Some(pq),
-                None => return Ok(Err(())),
-            },
+        let Some(parsed) =
+            crate::uri::parse_optional(path.as_deref(), crate::uri::parse_path_with_query)
+        else {
+            return Ok(Err(()));
         };
         self.table.get_mut(&req)?.path_with_query = parsed;
         Ok(Ok(()))
@@ -264,12 +211,9 @@ impl wit::HostOutgoingRequest for HttpCtxView<'_> {
         req: Resource<OutgoingRequest>,
         scheme: Option<wit::Scheme>,
     ) -> wasmtime::Result<Result<(), ()>> {
-        let parsed = match scheme {
-            None => None,
-            Some(s) => match conv::scheme_from_wit(&s) {
-                Some(s) => Some(s),
-                None => return Ok(Err(())),
-            },
+        let Some(parsed) = crate::uri::parse_optional(scheme.as_ref(), conv::scheme_from_wit)
+        else {
+            return Ok(Err(()));
         };
         self.table.get_mut(&req)?.scheme = parsed;
         Ok(Ok(()))
@@ -285,12 +229,10 @@ impl wit::HostOutgoingRequest for HttpCtxView<'_> {
         req: Resource<OutgoingRequest>,
         authority: Option<String>,
     ) -> wasmtime::Result<Result<(), ()>> {
-        let parsed = match authority {
-            None => None,
-            Some(a) => match crate::uri::parse_authority(&a) {
-                Some(a) => Some(a),
-                None => return Ok(Err(())),
-            },
+        let Some(parsed) =
+            crate::uri::parse_optional(authority.as_deref(), crate::uri::parse_authority)
+        else {
+            return Ok(Err(()));
         };
         self.table.get_mut(&req)?.authority = parsed;
         Ok(Ok(()))

@@ -31,10 +31,6 @@ impl<T: Send + 'static> client::HostWithStore<T> for Http {
                 options,
                 body,
             } = request;
-            let authority = match authority {
-                Some(a) => Some(a.parse().map_err(|_| ErrorCode::HttpRequestUriInvalid)?),
-                None => None,
-            };
             let parts = OutgoingParts {
                 method,
                 scheme,

@@ -60,39 +60,7 @@ impl wit::Host for HttpCtxView<'_> {
 }
 
 impl wit::HostFields for HttpCtxView<'_> {
-    fn new(&mut self) -> wasmtime::Result<Resource<Fields>> {
-        let fields = FieldMap::new_mutable(self.ctx.fields_size_limit);
-        Ok(self.table.push(fields)?)
-    }
-
-    fn from_list(
-        &mut self,
-        entries: Vec<(String, Vec<u8>)>,
-    ) -> Result<Resource<Fields>, FieldsError> {
-        let fields = FieldMap::from_list(entries, self.ctx.fields_size_limit)?;
-        Ok(self.table.push(fields)?)
-    }
-
-    fn get(&mut self, fields: Resource<Fields>, name: String) -> wasmtime::Result<Vec<Vec<u8>>> {
-        Ok(self.table.get(&fields)?.get(&name))
-    }
-
-    fn has(&mut self, fields: Resource<Fields>, name: String) -> wasmtime::Result<bool> {
-        Ok(self.table.get(&fields)?.has(&name))
-    }
-
-    fn set(
-        &mut self,
-        fields: Resource<Fields>,
-        name: String,
-        values: Vec<Vec<u8>>,
-    ) -> Result<(), FieldsError> {
-        Ok(self.table.get_mut(&fields)?.set(&name, &values)?)
-    }
-
-    fn delete(&mut self, fields: Resource<Fields>, name: String) -> Result<(), FieldsError> {
-        Ok(self.table.get_mut(&fields)?.delete(&name)?)
-    }
+    crate::shared_fields_methods!();
 
     fn get_and_delete(
         &mut self,
@@ -105,27 +73,8 @@ impl wit::HostFields for HttpCtxView<'_> {
         Ok(values)
     }
 
-    fn append(
-        &mut self,
-        fields: Resource<Fields>,
-        name: String,
-        value: Vec<u8>,
-    ) -> Result<(), FieldsError> {
-        Ok(self.table.get_mut(&fields)?.append(&name, &value)?)
-    }
-
     fn copy_all(&mut self, fields: Resource<Fields>) -> wasmtime::Result<Vec<(String, Vec<u8>)>> {
         Ok(self.table.get(&fields)?.entries())
-    }
-
-    fn clone(&mut self, fields: Resource<Fields>) -> wasmtime::Result<Resource<Fields>> {
-        let copy = self.table.get(&fields)?.clone_mutable();
-        Ok(self.table.push(copy)?)
-    }
-
-    fn drop(&mut self, fields: Resource<Fields>) -> wasmtime::Result<()> {
-        self.table.delete(fields)?;
-        Ok(())
     }
 }
 
@@ -199,12 +148,10 @@ impl wit::HostRequest for HttpCtxView<'_> {
         req: Resource<Request>,
         path: Option<String>,
     ) -> wasmtime::Result<Result<(), ()>> {
-        let parsed = match path {
-            None => None,
-            Some(p) => match crate::uri::parse_path_with_query(&p) {
-                Some(pq) => Some(pq),
-                None => return Ok(Err(())),
-            },
+        let Some(parsed) =
+            crate::uri::parse_optional(path.as_deref(), crate::uri::parse_path_with_query)
+        else {
+            return Ok(Err(()));
         };
         self.table.get_mut(&req)?.path_with_query = parsed;
         Ok(Ok(()))
@@ -220,19 +167,17 @@ impl wit::HostRequest for HttpCtxView<'_> {
         req: Resource<Request>,
         scheme: Option<wit::Scheme>,
     ) -> wasmtime::Result<Result<(), ()>> {
-        let parsed = match scheme {
-            None => None,
-            Some(s) => match conv::scheme_from_wit(&s) {
-                Some(s) => Some(s),
-                None => return Ok(Err(())),
-            },
+        let Some(parsed) = crate::uri::parse_optional(scheme.as_ref(), conv::scheme_from_wit)
+        else {
+            return Ok(Err(()));
         };
         self.table.get_mut(&req)?.scheme = parsed;
         Ok(Ok(()))
     }
 
     fn get_authority(&mut self, req: Resource<Request>) -> wasmtime::Result<Option<String>> {
-        Ok(self.table.get(&req)?.authority.clone())
+        let req = self.table.get(&req)?;
+        Ok(req.authority.as_ref().map(|a| a.as_str().to_owned()))
     }
 
     fn set_authority(
@@ -240,12 +185,12 @@ impl wit::HostRequest for HttpCtxView<'_> {
         req: Resource<Request>,
         authority: Option<String>,
     ) -> wasmtime::Result<Result<(), ()>> {
-        if let Some(a) = &authority
-            && crate::uri::parse_authority(a).is_none()
-        {
+        let Some(parsed) =
+            crate::uri::parse_optional(authority.as_deref(), crate::uri::parse_authority)
+        else {
             return Ok(Err(()));
-        }
-        self.table.get_mut(&req)?.authority = authority;
+        };
+        self.table.get_mut(&req)?.authority = parsed;
         Ok(Ok(()))
     }
 
