@@ -259,15 +259,10 @@ async fn run_worker(
                     HandleError::Trap(e) => HandleError::Instantiate(e),
                     other => other,
                 };
-                let message = err.to_string();
-                let _ = first.reply.send(Err(err));
                 while let Some(job) = jobs.recv().await {
-                    let _ = job
-                        .reply
-                        .send(Err(HandleError::Instantiate(wasmtime::format_err!(
-                            "{message}"
-                        ))));
+                    let _ = job.reply.send(Err(err.duplicate()));
                 }
+                let _ = first.reply.send(Err(err));
                 return;
             }
         }
@@ -336,8 +331,7 @@ async fn run_worker(
     if let Err(err) = outcome {
         let err = classify_failure(err, config);
         tracing::error!(error = %err, "wasi:http@0.3 instance failed; its in-flight requests fail");
-        let message = err.to_string();
-        replies.fail_all(|| HandleError::Trap(wasmtime::format_err!("{message}")));
+        replies.fail_all(|| err.duplicate());
     }
 }
 

@@ -76,10 +76,10 @@ pub enum LoadError {
 pub enum HandleError {
     /// The instance could not be created (out of memory, pool exhausted, a
     /// trap in the start function).
-    #[error("instantiation failed: {0}")]
+    #[error("instantiation failed: {}", .0.root_cause())]
     Instantiate(#[source] wasmtime::Error),
     /// The guest trapped before sending a response.
-    #[error("guest trapped: {0}")]
+    #[error("guest trapped: {}", .0.root_cause())]
     Trap(#[source] wasmtime::Error),
     /// The guest used up its CPU budget.
     #[error("guest exceeded its CPU time limit of {0:?}")]
@@ -94,11 +94,27 @@ pub enum HandleError {
     #[error("guest responded with an error: {0}")]
     Guest(#[source] berth_http::ErrorCode),
     /// The host failed to set up the request (resource table full).
-    #[error("host error: {0}")]
+    #[error("host error: {}", .0.root_cause())]
     Host(#[source] wasmtime::Error),
 }
 
 impl HandleError {
+    /// The same error for another request that failed with it (several
+    /// requests on one wasi:http@0.3 instance fail together). A wrapped
+    /// wasmtime error keeps its root cause's message.
+    pub(crate) fn duplicate(&self) -> Self {
+        let again = |e: &wasmtime::Error| wasmtime::format_err!("{}", e.root_cause());
+        match self {
+            HandleError::Instantiate(e) => HandleError::Instantiate(again(e)),
+            HandleError::Trap(e) => HandleError::Trap(again(e)),
+            HandleError::CpuLimit(d) => HandleError::CpuLimit(*d),
+            HandleError::Timeout(d) => HandleError::Timeout(*d),
+            HandleError::NoResponse => HandleError::NoResponse,
+            HandleError::Guest(code) => HandleError::Guest(code.clone()),
+            HandleError::Host(e) => HandleError::Host(again(e)),
+        }
+    }
+
     /// Whether this error is a deadline (the front-end answers 504).
     pub fn is_timeout(&self) -> bool {
         matches!(self, HandleError::Timeout(_) | HandleError::CpuLimit(_))

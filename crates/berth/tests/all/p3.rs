@@ -307,6 +307,27 @@ async fn post_return_work_runs_under_the_cpu_limit() {
     assert_eq!(get(&server, Proto::H2, "/").await.0, 200);
 }
 
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_guest_creating_streams_forever_is_stopped_with_bounded_memory() {
+    let server = TestServer::start("p3-suite").await;
+    let before = rss_kib();
+    let (status, _) = get(&server, Proto::H1, "/stream-flood").await;
+    assert_eq!(status, 500);
+    server.assert_idle().await;
+    let grown = rss_kib().saturating_sub(before);
+    assert!(grown < 128 * 1024, "server memory grew by {grown} KiB");
+    assert_eq!(get(&server, Proto::H2, "/").await.0, 200);
+}
+
 #[tokio::test]
 async fn guest_error_codes_and_disconnects_are_handled() {
     let server = TestServer::start("p3-suite").await;

@@ -11,6 +11,8 @@
 //! * `/loop-after`: responds, then loops forever (post-return work).
 //! * `/fields`: exercises fields, request-options, status and transmission
 //!   futures, and reports each result on a line.
+//! * `/stream-flood`: creates streams and futures forever, never dropping
+//!   them (host memory must stay bounded).
 //! * `/error`: returns `HTTP-request-denied` instead of a response.
 //! * `/headers`: reports request headers it sees (`x-*` only), scheme and
 //!   authority.
@@ -152,6 +154,15 @@ impl Guest for Suite {
                 Ok(response)
             }
             "/fields" => Ok(text_response(200, fields_report().await)),
+            "/stream-flood" => {
+                // Creates streams and futures and never drops them.
+                loop {
+                    let (tx, rx) = wit_stream::new::<u8>();
+                    std::mem::forget((tx, rx));
+                    let (tx, rx) = wit_future::new::<Result<(), ErrorCode>>(|| Ok(()));
+                    std::mem::forget((tx, rx));
+                }
+            }
             "/error" => Err(ErrorCode::HttpRequestDenied),
             "/headers" => {
                 let mut text = String::new();
