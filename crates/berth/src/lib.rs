@@ -17,6 +17,7 @@
 //! ```
 
 pub mod config;
+pub mod limits;
 pub mod request;
 pub mod response;
 pub mod serve;

@@ -132,6 +132,9 @@ enum Inner {
 pub struct ResponseBody {
     inner: Inner,
     log: Option<AccessLog>,
+    /// Set when the request body broke a limit: the response, already
+    /// started, is aborted rather than finished.
+    tripwire: Option<crate::limits::Tripwire>,
 }
 
 impl ResponseBody {
@@ -143,6 +146,7 @@ impl ResponseBody {
                 rest: Some(body),
             },
             log: None,
+            tripwire: None,
         }
     }
 
@@ -151,7 +155,15 @@ impl ResponseBody {
         Self {
             inner: Inner::Fixed(Some(bytes)),
             log: None,
+            tripwire: None,
         }
+    }
+
+    /// Aborts this (already started) response once the request body it
+    /// answers breaks a limit.
+    pub(crate) fn abort_on(mut self, tripwire: crate::limits::Tripwire) -> Self {
+        self.tripwire = Some(tripwire);
+        self
     }
 
     /// Attaches the access log record; `status` is what is being sent.
@@ -172,7 +184,15 @@ impl Body for ResponseBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, ErrorCode>>> {
         let this = &mut *self;
+        let broken = this.tripwire.as_ref().and_then(|t| t.get().copied());
         let frame = match &mut this.inner {
+            _ if broken.is_some() => {
+                this.tripwire = None;
+                Some(Err(match broken {
+                    Some(crate::limits::Broken::Stalled) => ErrorCode::ConnectionReadTimeout,
+                    _ => ErrorCode::HttpRequestBodySize(None),
+                }))
+            }
             Inner::Guest { held, rest } => match held.pop_front() {
                 Some(frame) => Some(frame),
                 None => match rest {
@@ -304,6 +324,7 @@ pub async fn declare_trailers(
             rest: (!ended).then_some(body),
         },
         log: None,
+        tripwire: None,
     };
     http::Response::from_parts(parts, body)
 }

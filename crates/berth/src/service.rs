@@ -14,6 +14,7 @@ use http::uri::{Authority, Scheme};
 use http_body::Body;
 use http_body_util::BodyExt;
 
+use crate::limits::{BodyLimits, LimitedBody, Tripwire};
 use crate::request::normalize;
 use crate::response::{
     AccessLog, ResponseBody, declare_trailers, error_response, needs_trailer_declaration,
@@ -27,6 +28,7 @@ pub struct WasiHttpService {
     runtime: Runtime,
     scheme: Scheme,
     local_authority: Authority,
+    limits: BodyLimits,
 }
 
 impl WasiHttpService {
@@ -37,7 +39,15 @@ impl WasiHttpService {
             runtime,
             scheme: Scheme::HTTP,
             local_authority,
+            limits: BodyLimits::default(),
         }
+    }
+
+    /// Sets the request body limits (size cap, idle timeout); see
+    /// [`crate::limits`].
+    pub fn with_body_limits(mut self, limits: BodyLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Sets the scheme requests arrive with (`https` behind TLS).
@@ -111,9 +121,35 @@ where
                 return Ok(error_response(status, id).map(|b| b.with_log(log, status)));
             }
             let te_trailers = accepts_trailers(&request);
-            let request = request
-                .map(|body| berth_http::body::host_body(body.map_err(|e| body_error_code(&e))));
-            match this.runtime.handle(id, request).await {
+            let declared = berth_http::body::content_length(request.headers())
+                .ok()
+                .flatten();
+            if declared.is_some_and(|n| n > this.limits.max_bytes) {
+                tracing::info!(
+                    request_id = id,
+                    limit = this.limits.max_bytes,
+                    "request body too large: answering 413 without running the guest"
+                );
+                let status = http::StatusCode::PAYLOAD_TOO_LARGE;
+                return Ok(error_response(status, id).map(|b| b.with_log(log, status)));
+            }
+            let tripwire = Tripwire::default();
+            let request = request.map(|body| {
+                let body = body.map_err(|e| body_error_code(&e)).boxed();
+                berth_http::body::host_body(LimitedBody::new(body, this.limits, tripwire.clone()))
+            });
+            let result = this.runtime.handle(id, request).await;
+            if let Some(broken) = tripwire.get() {
+                // The guest saw the broken body; the client is told why.
+                let status = broken.status();
+                tracing::info!(
+                    request_id = id,
+                    ?broken,
+                    "request body broke a limit: answering {status}"
+                );
+                return Ok(error_response(status, id).map(|b| b.with_log(log, status)));
+            }
+            match result {
                 Ok(response) => {
                     let status = response.status();
                     let response = if needs_trailer_declaration(te_trailers, response.headers()) {
@@ -121,7 +157,7 @@ where
                     } else {
                         response.map(ResponseBody::guest)
                     };
-                    Ok(response.map(|b| b.with_log(log, status)))
+                    Ok(response.map(|b| b.abort_on(tripwire).with_log(log, status)))
                 }
                 Err(err) => {
                     let status = status_for(&err);

@@ -173,3 +173,80 @@ async fn very_long_uris_are_refused() {
     );
     assert_eq!(get(&server, Proto::H1, "/hello").await.0, 200);
 }
+
+fn small_limits() -> berth::limits::BodyLimits {
+    berth::limits::BodyLimits {
+        max_bytes: 1000,
+        idle_timeout: std::time::Duration::from_millis(300),
+    }
+}
+
+#[tokio::test]
+async fn a_declared_body_over_the_cap_is_413_before_the_guest() {
+    for component in ["suite", "p3-suite"] {
+        let server = TestServer::start_with_limits(component, small_limits()).await;
+        let resp = raw(
+            &server,
+            b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 5000\r\nconnection: close\r\n\r\n",
+        )
+        .await;
+        assert_eq!(
+            status_line(&resp),
+            "HTTP/1.1 413 Payload Too Large",
+            "{component}: {resp}"
+        );
+        // No instance was started for it.
+        assert_eq!(server.runtime.live_instances(), 0);
+        let hello = if component == "suite" { "/hello" } else { "/" };
+        assert_eq!(get(&server, Proto::H1, hello).await.0, 200, "{component}");
+    }
+}
+
+#[tokio::test]
+async fn a_streamed_body_over_the_cap_never_looks_complete() {
+    for component in ["suite", "p3-suite"] {
+        let server = TestServer::start_with_limits(component, small_limits()).await;
+        for proto in PROTOS {
+            let req = for_proto(
+                request("POST", &server.url("/echo"), streaming_body(10, 400, None)),
+                proto,
+            );
+            // 413 if the guest had not answered yet, else an aborted body.
+            if let Ok(resp) = try_send(server.addr, proto, req).await
+                && resp.status() != 413
+            {
+                assert_eq!(resp.status(), 200, "{component} {proto:?}");
+                assert!(read_body(resp).await.is_err(), "{component} {proto:?}");
+            }
+        }
+        server.assert_idle().await;
+    }
+}
+
+#[tokio::test]
+async fn a_stalled_body_is_408_or_aborted_and_the_instance_is_freed() {
+    for component in ["suite", "p3-suite"] {
+        let server = TestServer::start_with_limits(component, small_limits()).await;
+        let started = std::time::Instant::now();
+        // Declares 100 bytes, sends 10, then stalls.
+        let resp = raw(
+            &server,
+            b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\nconnection: close\r\n\r\n0123456789",
+        )
+        .await;
+        let status = status_line(&resp);
+        assert!(
+            status == "HTTP/1.1 408 Request Timeout" || status == "HTTP/1.1 200 OK",
+            "{component}: {resp}"
+        );
+        if status.ends_with("200 OK") {
+            // Started: the response must not be complete.
+            assert!(
+                !resp.contains("0123456789\r\n0\r\n\r\n"),
+                "{component}: {resp}"
+            );
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(3));
+        server.assert_idle().await;
+    }
+}

@@ -85,9 +85,20 @@ impl TestServer {
     }
 
     async fn serve_runtime(runtime: Runtime) -> Self {
+        Self::serve_runtime_with(runtime, berth::limits::BodyLimits::default()).await
+    }
+
+    /// Serves `component` with request body `limits`.
+    pub async fn start_with_limits(component: &str, limits: berth::limits::BodyLimits) -> Self {
+        let runtime = Runtime::new(test_config(), &fixture(component), component).unwrap();
+        Self::serve_runtime_with(runtime, limits).await
+    }
+
+    async fn serve_runtime_with(runtime: Runtime, limits: berth::limits::BodyLimits) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let service = WasiHttpService::new(runtime.clone(), addr.to_string().parse().unwrap());
+        let service = WasiHttpService::new(runtime.clone(), addr.to_string().parse().unwrap())
+            .with_body_limits(limits);
         let (stop, stopped) = oneshot::channel::<()>();
         let server_config = ServerConfig {
             drain_timeout: Duration::from_secs(5),

@@ -7,7 +7,7 @@ mod serve;
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum Command {
     /// Serve a wasi:http component over HTTP/1.1 and HTTP/2 (h2c).
-    Serve(serve::ServeCommand),
+    Serve(Box<serve::ServeCommand>),
     /// Compile a component ahead of time into the cache, so `serve` starts
     /// without compiling.
     Compile(compile::CompileCommand),

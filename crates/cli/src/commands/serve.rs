@@ -77,6 +77,19 @@ pub(crate) struct ServeCommand {
     #[arg(long, value_name = "N")]
     reuse: Option<std::num::NonZeroU32>,
 
+    /// Largest request body accepted, in MiB: a larger declared
+    /// Content-Length is answered 413 without running the guest; a body
+    /// that grows past it ends in an error for the guest (413, or an
+    /// aborted response once it started).
+    #[arg(long, value_name = "MIB", default_value_t = berth::limits::DEFAULT_MAX_REQUEST_BODY_BYTES >> 20)]
+    max_request_body_mib: u64,
+
+    /// Seconds a request body may stall while the guest waits for it; then
+    /// the guest's body stream fails (408, or an aborted response once it
+    /// started).
+    #[arg(long, value_name = "SECS", default_value_t = berth::limits::DEFAULT_REQUEST_BODY_IDLE_TIMEOUT.as_secs())]
+    request_body_idle_timeout_secs: u64,
+
     /// wasi:http@0.3 apps: requests one instance serves at once (more
     /// concurrent requests start more instances). A trap fails the
     /// instance's in-flight requests, so 1 isolates requests fully.
@@ -165,6 +178,13 @@ impl ServeCommand {
         if runtime_config.cpu_time_limit.is_zero() || runtime_config.wall_time_limit.is_zero() {
             bail!("time limits must be greater than zero");
         }
+        let body_limits = berth::limits::BodyLimits {
+            max_bytes: self.max_request_body_mib.saturating_mul(1 << 20),
+            idle_timeout: Duration::from_secs(self.request_body_idle_timeout_secs),
+        };
+        if body_limits.idle_timeout.is_zero() {
+            bail!("--request-body-idle-timeout-secs must be at least 1");
+        }
         if self.concurrent_requests == 0 || self.instance_requests == 0 {
             bail!("--concurrent-requests and --instance-requests must be at least 1");
         }
@@ -237,7 +257,7 @@ impl ServeCommand {
                 .to_string()
                 .parse()
                 .context("bound address is not a valid authority")?;
-            let service = WasiHttpService::new(runtime, authority);
+            let service = WasiHttpService::new(runtime, authority).with_body_limits(body_limits);
             eprintln!("Serving HTTP on http://{local}/");
             berth::serve(listener, service, &server_config, shutdown_signal()).await;
             Ok(())
