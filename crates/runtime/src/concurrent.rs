@@ -333,6 +333,12 @@ async fn run_worker(
         tracing::error!(error = %err, "wasi:http@0.3 instance failed; its in-flight requests fail");
         replies.fail_all(|| err.duplicate());
     }
+    // Requests queued for this instance that it never started go to
+    // another one rather than failing with it.
+    jobs.close();
+    while let Ok(job) = jobs.try_recv() {
+        shared.concurrent.dispatch(&shared, job);
+    }
 }
 
 /// Stops a worker from taking new requests; those already queued are
