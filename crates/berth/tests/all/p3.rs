@@ -111,6 +111,25 @@ status-kept: 200
 }
 
 #[tokio::test]
+async fn a_request_body_returned_untouched_streams_back_with_trailers() {
+    let server = TestServer::start("p3-suite").await;
+    let req = for_proto(
+        request(
+            "POST",
+            &server.url("/echo-direct"),
+            streaming_body(40, 16 * 1024, Some(trailers("x-direct", "yes"))),
+        ),
+        Proto::H2,
+    );
+    let (body, got) = read_body(send(server.addr, Proto::H2, req).await)
+        .await
+        .expect("complete body");
+    assert_eq!(body.len(), 40 * 16 * 1024);
+    assert_eq!(got.expect("trailers")["x-direct"], "yes");
+    server.assert_idle().await;
+}
+
+#[tokio::test]
 async fn two_middlewares_in_front_of_echo_stream_end_to_end_with_trailers() {
     let server =
         TestServer::start_chain(&["p3-mw-header", "p3-mw-upper", "p3-suite"], test_config()).await;

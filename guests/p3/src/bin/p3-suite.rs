@@ -3,6 +3,8 @@
 //! * `/echo`: streams the request body back as it arrives, and the request
 //!   trailers back as response trailers (declared if the request declared
 //!   them); `x-echo-method` names the method.
+//! * `/echo-direct`: returns the request's body stream and trailers future
+//!   as the response's, untouched.
 //! * `/client`: sends the request (method, body, trailers) on to the URL in
 //!   `x-upstream` through `wasi:http/client`, and returns the upstream's
 //!   response as its own (streamed).
@@ -87,6 +89,14 @@ impl Guest for Suite {
                     headers.append("trailer", &value).unwrap();
                 }
                 let (response, _sent) = Response::new(headers, Some(contents), trailers);
+                Ok(response)
+            }
+            "/echo-direct" => {
+                // The request's own body stream and trailers future become
+                // the response's: host-to-host, the guest never touches them.
+                let (_, result) = wit_future::new(|| Ok(()));
+                let (body, trailers) = Request::consume_body(request, result);
+                let (response, _sent) = Response::new(Fields::new(), Some(body), trailers);
                 Ok(response)
             }
             "/client" => {
