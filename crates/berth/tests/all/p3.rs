@@ -212,6 +212,9 @@ async fn p2_and_p3_apps_run_side_by_side_in_one_process() {
 async fn one_instance_serves_concurrent_requests_up_to_the_cap() {
     let config = berth::RuntimeConfig {
         concurrent_requests: 8,
+        // Held requests must not hit their deadline on a loaded machine: a
+        // missed deadline retires the instance and the next ones start more.
+        wall_time_limit: Duration::from_secs(60),
         ..test_config()
     };
     let server = TestServer::start_with("p3-suite", config).await;
