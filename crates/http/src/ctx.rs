@@ -3,10 +3,10 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use wasmtime::component::{HasData, ResourceTable};
+use wasmtime::component::{HasData, Resource, ResourceTable};
 
 use crate::error::ErrorCode;
-use crate::fields::DEFAULT_FIELDS_SIZE_LIMIT;
+use crate::fields::{DEFAULT_FIELDS_SIZE_LIMIT, FieldMap, strip_forbidden};
 use crate::outbound::OutboundClient;
 
 /// The `wasi:http` part of a store's data: limits and the outbound seam.
@@ -86,6 +86,23 @@ pub struct HttpCtxView<'a> {
     pub ctx: &'a mut HttpCtx,
     /// The store's resource table (shared with wasi:io).
     pub table: &'a mut ResourceTable,
+}
+
+impl HttpCtxView<'_> {
+    /// Takes guest-owned fields out of the table as a map ready to send
+    /// (headers of a message, or trailers): forbidden entries are stripped.
+    /// Both `wasi:http` versions use it.
+    pub(crate) fn take_fields_for_sending(
+        &mut self,
+        fields: Resource<FieldMap>,
+    ) -> wasmtime::Result<http::HeaderMap> {
+        let mut map = self.table.delete(fields)?.into_map();
+        let dropped = strip_forbidden(&mut map);
+        if dropped > 0 {
+            tracing::debug!(dropped, "stripped forbidden fields from a guest message");
+        }
+        Ok(map)
+    }
 }
 
 /// Marker type for `add_to_linker`: `wasi:http` host data is an

@@ -23,6 +23,11 @@ pub struct RequestTimeouts {
     pub between_bytes: Option<Duration>,
 }
 
+/// A duration as the WIT `duration` (nanoseconds), saturating.
+pub(crate) fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
 /// The future an [`OutboundClient`] returns.
 pub type ResponseFuture =
     Pin<Box<dyn Future<Output = Result<http::Response<HostBody>, ErrorCode>> + Send>>;

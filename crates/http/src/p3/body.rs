@@ -38,7 +38,7 @@ use wasmtime::{AsContextMut, StoreContextMut};
 use crate::body::{BodyKind, BodyWriter, GuestBody, HostBody, MAX_WRITE_CHUNK, guest_body};
 use crate::ctx::HttpCtxView;
 use crate::error::ErrorCode;
-use crate::fields::{FieldMap, strip_forbidden};
+use crate::fields::FieldMap;
 use crate::p3::bindings::http::types as wit;
 use crate::p3::conv;
 
@@ -537,10 +537,8 @@ impl<D: Send + 'static> FutureConsumer<D> for TrailersConsumer<D> {
         };
         let trailers = match value {
             Ok(Some(fields)) => {
-                let view = (self.getter)(store.data_mut());
-                let mut map = view.table.delete(fields)?.into_map();
-                strip_forbidden(&mut map);
-                Ok(Some(map))
+                let mut view = (self.getter)(store.data_mut());
+                Ok(Some(view.take_fields_for_sending(fields)?))
             }
             Ok(None) => Ok(None),
             Err(code) => Err(conv::error_code_from_wit(code)),

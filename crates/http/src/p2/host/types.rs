@@ -7,7 +7,7 @@ use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, DynPollable};
 use crate::body::BodyKind;
 use crate::ctx::HttpCtxView;
 use crate::error::ErrorCode;
-use crate::fields::{FieldMap, strip_forbidden};
+use crate::fields::FieldMap;
 use crate::p2::bindings::http::types::{self as wit, Duration, StatusCode};
 use crate::p2::body::{FutureTrailers, IncomingBody, OutgoingBody};
 use crate::p2::conv;
@@ -20,17 +20,6 @@ use crate::p2::{FieldsError, HttpError, HttpResult};
 type Fields = FieldMap;
 
 impl HttpCtxView<'_> {
-    /// Takes guest-owned fields out of the table as a map ready to send:
-    /// forbidden entries are stripped.
-    fn take_fields_for_sending(&mut self, fields: Resource<Fields>) -> wasmtime::Result<HeaderMap> {
-        let mut map = self.table.delete(fields)?.into_map();
-        let dropped = strip_forbidden(&mut map);
-        if dropped > 0 {
-            tracing::debug!(dropped, "stripped forbidden fields from a guest message");
-        }
-        Ok(map)
-    }
-
     /// `consume` for requests and responses: the body once, then `Err(())`.
     fn push_incoming_body(
         &mut self,
@@ -258,7 +247,12 @@ impl wit::HostRequestOptions for HttpCtxView<'_> {
         &mut self,
         opts: Resource<RequestOptions>,
     ) -> wasmtime::Result<Option<Duration>> {
-        Ok(self.table.get(&opts)?.timeouts.connect.map(nanos))
+        Ok(self
+            .table
+            .get(&opts)?
+            .timeouts
+            .connect
+            .map(crate::outbound::nanos))
     }
 
     fn set_connect_timeout(
@@ -274,7 +268,12 @@ impl wit::HostRequestOptions for HttpCtxView<'_> {
         &mut self,
         opts: Resource<RequestOptions>,
     ) -> wasmtime::Result<Option<Duration>> {
-        Ok(self.table.get(&opts)?.timeouts.first_byte.map(nanos))
+        Ok(self
+            .table
+            .get(&opts)?
+            .timeouts
+            .first_byte
+            .map(crate::outbound::nanos))
     }
 
     fn set_first_byte_timeout(
@@ -291,7 +290,12 @@ impl wit::HostRequestOptions for HttpCtxView<'_> {
         &mut self,
         opts: Resource<RequestOptions>,
     ) -> wasmtime::Result<Option<Duration>> {
-        Ok(self.table.get(&opts)?.timeouts.between_bytes.map(nanos))
+        Ok(self
+            .table
+            .get(&opts)?
+            .timeouts
+            .between_bytes
+            .map(crate::outbound::nanos))
     }
 
     fn set_between_bytes_timeout(
@@ -308,10 +312,6 @@ impl wit::HostRequestOptions for HttpCtxView<'_> {
         self.table.delete(opts)?;
         Ok(())
     }
-}
-
-fn nanos(d: std::time::Duration) -> Duration {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 impl wit::HostResponseOutparam for HttpCtxView<'_> {

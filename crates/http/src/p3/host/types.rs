@@ -6,7 +6,7 @@ use wasmtime::component::{Access, FutureReader, Resource, StreamReader};
 use crate::body::{BodyKind, GuestBody};
 use crate::ctx::{Http, HttpCtxView};
 use crate::error::{ErrorCode, FieldsError, HttpError};
-use crate::fields::{FieldMap, strip_forbidden};
+use crate::fields::FieldMap;
 use crate::p3::bindings::clocks::types::Duration;
 use crate::p3::bindings::http::types::{self as wit, StatusCode};
 use crate::p3::body::{Body, BodyAbort, TrailersResult};
@@ -17,17 +17,6 @@ use crate::p3::{OptionsError, OptionsResult};
 type Fields = FieldMap;
 
 impl HttpCtxView<'_> {
-    /// Takes guest-owned fields out of the table as a map ready to send:
-    /// forbidden entries are stripped.
-    fn take_fields_p3(&mut self, fields: Resource<Fields>) -> wasmtime::Result<HeaderMap> {
-        let mut map = self.table.delete(fields)?.into_map();
-        let dropped = strip_forbidden(&mut map);
-        if dropped > 0 {
-            tracing::debug!(dropped, "stripped forbidden fields from a guest message");
-        }
-        Ok(map)
-    }
-
     fn push_immutable(&mut self, map: HeaderMap) -> wasmtime::Result<Resource<Fields>> {
         Ok(self.table.push(FieldMap::new_immutable(map))?)
     }
@@ -88,7 +77,7 @@ impl<T: Send + 'static> wit::HostRequestWithStore<T> for Http {
     ) -> wasmtime::Result<(Resource<Request>, FutureReader<Result<(), wit::ErrorCode>>)> {
         let (body, sent) = Body::new_guest(&mut store, contents, trailers)?;
         let mut view = store.get();
-        let headers = view.take_fields_p3(headers)?;
+        let headers = view.take_fields_for_sending(headers)?;
         let options = match options {
             Some(options) => Some(view.table.delete(options)?.timeouts),
             None => None,
@@ -214,10 +203,6 @@ impl wit::HostRequest for HttpCtxView<'_> {
     }
 }
 
-fn to_duration(d: Option<std::time::Duration>) -> Option<Duration> {
-    d.map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-}
-
 impl HttpCtxView<'_> {
     fn options_mut(
         &mut self,
@@ -244,7 +229,12 @@ impl wit::HostRequestOptions for HttpCtxView<'_> {
         &mut self,
         opts: Resource<RequestOptions>,
     ) -> wasmtime::Result<Option<Duration>> {
-        Ok(to_duration(self.table.get(&opts)?.timeouts.connect))
+        Ok(self
+            .table
+            .get(&opts)?
+            .timeouts
+            .connect
+            .map(crate::outbound::nanos))
     }
 
     fn set_connect_timeout(
@@ -260,7 +250,12 @@ impl wit::HostRequestOptions for HttpCtxView<'_> {
         &mut self,
         opts: Resource<RequestOptions>,
     ) -> wasmtime::Result<Option<Duration>> {
-        Ok(to_duration(self.table.get(&opts)?.timeouts.first_byte))
+        Ok(self
+            .table
+            .get(&opts)?
+            .timeouts
+            .first_byte
+            .map(crate::outbound::nanos))
     }
 
     fn set_first_byte_timeout(
@@ -276,7 +271,12 @@ impl wit::HostRequestOptions for HttpCtxView<'_> {
         &mut self,
         opts: Resource<RequestOptions>,
     ) -> wasmtime::Result<Option<Duration>> {
-        Ok(to_duration(self.table.get(&opts)?.timeouts.between_bytes))
+        Ok(self
+            .table
+            .get(&opts)?
+            .timeouts
+            .between_bytes
+            .map(crate::outbound::nanos))
     }
 
     fn set_between_bytes_timeout(
@@ -314,7 +314,7 @@ impl<T: Send + 'static> wit::HostResponseWithStore<T> for Http {
     ) -> wasmtime::Result<(Resource<Response>, FutureReader<Result<(), wit::ErrorCode>>)> {
         let (body, sent) = Body::new_guest(&mut store, contents, trailers)?;
         let mut view = store.get();
-        let headers = view.take_fields_p3(headers)?;
+        let headers = view.take_fields_for_sending(headers)?;
         let response = Response {
             status: http::StatusCode::OK,
             headers,
