@@ -18,6 +18,28 @@ macro_rules! same_cases {
     };
 }
 
+/// `same_cases!` over the `error-code` cases that carry nothing or the same
+/// payload in the host and WIT types; `$rest` maps the others. One list
+/// serves both directions, so they cannot drift apart.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! error_code_cases {
+    ($from:ident => $to:ident; $value:expr; $($rest:tt)*) => {
+        $crate::same_cases!($from => $to; $value;
+            [DnsTimeout, DestinationNotFound, DestinationUnavailable, DestinationIpProhibited,
+             DestinationIpUnroutable, ConnectionRefused, ConnectionTerminated, ConnectionTimeout,
+             ConnectionReadTimeout, ConnectionWriteTimeout, ConnectionLimitReached, TlsProtocolError,
+             TlsCertificateError, HttpRequestDenied, HttpRequestLengthRequired,
+             HttpRequestMethodInvalid, HttpRequestUriInvalid, HttpRequestUriTooLong,
+             HttpResponseIncomplete, HttpResponseTimeout, HttpUpgradeFailed, HttpProtocolError,
+             LoopDetected, ConfigurationError];
+            [HttpRequestBodySize, HttpRequestHeaderSectionSize, HttpRequestTrailerSectionSize,
+             HttpResponseHeaderSectionSize, HttpResponseBodySize, HttpResponseTrailerSectionSize,
+             HttpResponseTransferCoding, HttpResponseContentCoding, InternalError];
+            $($rest)*)
+    };
+}
+
 /// Expands `error_code_to_wit`, `error_code_from_wit`, `method_to_wit`,
 /// `method_from_wit`, `scheme_to_wit` and `scheme_from_wit` for the bindgen
 /// module named `wit` at the call site.
@@ -29,17 +51,7 @@ macro_rules! wit_conversions {
         pub fn error_code_to_wit(code: $crate::error::ErrorCode) -> wit::ErrorCode {
             use $crate::error::ErrorCode as N;
             use wit::ErrorCode as W;
-            $crate::same_cases!(N => W; code;
-                [DnsTimeout, DestinationNotFound, DestinationUnavailable, DestinationIpProhibited,
-                 DestinationIpUnroutable, ConnectionRefused, ConnectionTerminated, ConnectionTimeout,
-                 ConnectionReadTimeout, ConnectionWriteTimeout, ConnectionLimitReached, TlsProtocolError,
-                 TlsCertificateError, HttpRequestDenied, HttpRequestLengthRequired,
-                 HttpRequestMethodInvalid, HttpRequestUriInvalid, HttpRequestUriTooLong,
-                 HttpResponseIncomplete, HttpResponseTimeout, HttpUpgradeFailed, HttpProtocolError,
-                 LoopDetected, ConfigurationError];
-                [HttpRequestBodySize, HttpRequestHeaderSectionSize, HttpRequestTrailerSectionSize,
-                 HttpResponseHeaderSectionSize, HttpResponseBodySize, HttpResponseTrailerSectionSize,
-                 HttpResponseTransferCoding, HttpResponseContentCoding, InternalError];
+            $crate::error_code_cases!(N => W; code;
                 N::DnsError(p) => W::DnsError(wit::DnsErrorPayload { rcode: p.rcode, info_code: p.info_code }),
                 N::TlsAlertReceived(p) => W::TlsAlertReceived(wit::TlsAlertReceivedPayload {
                     alert_id: p.alert_id,
@@ -56,17 +68,7 @@ macro_rules! wit_conversions {
         pub fn error_code_from_wit(code: wit::ErrorCode) -> $crate::error::ErrorCode {
             use $crate::error::ErrorCode as N;
             use wit::ErrorCode as W;
-            $crate::same_cases!(W => N; code;
-                [DnsTimeout, DestinationNotFound, DestinationUnavailable, DestinationIpProhibited,
-                 DestinationIpUnroutable, ConnectionRefused, ConnectionTerminated, ConnectionTimeout,
-                 ConnectionReadTimeout, ConnectionWriteTimeout, ConnectionLimitReached, TlsProtocolError,
-                 TlsCertificateError, HttpRequestDenied, HttpRequestLengthRequired,
-                 HttpRequestMethodInvalid, HttpRequestUriInvalid, HttpRequestUriTooLong,
-                 HttpResponseIncomplete, HttpResponseTimeout, HttpUpgradeFailed, HttpProtocolError,
-                 LoopDetected, ConfigurationError];
-                [HttpRequestBodySize, HttpRequestHeaderSectionSize, HttpRequestTrailerSectionSize,
-                 HttpResponseHeaderSectionSize, HttpResponseBodySize, HttpResponseTrailerSectionSize,
-                 HttpResponseTransferCoding, HttpResponseContentCoding, InternalError];
+            $crate::error_code_cases!(W => N; code;
                 W::DnsError(p) => N::DnsError($crate::error::DnsErrorPayload { rcode: p.rcode, info_code: p.info_code }),
                 W::TlsAlertReceived(p) => N::TlsAlertReceived($crate::error::TlsAlertPayload {
                     alert_id: p.alert_id,
