@@ -85,10 +85,6 @@ pub(crate) async fn handle(
     let deadline = tokio::time::Instant::now() + config.wall_time_limit;
     let wall = config.wall_time_limit;
     let http = shared.http.clone();
-    let crate::component::Pre::P2(pre) = &shared.component.pre else {
-        return crate::concurrent::handle(shared, request_id, request).await;
-    };
-    let pre = pre.clone();
     let (mut store, reused) = match shared.reuse.as_ref().and_then(|pool| pool.take()) {
         Some(mut worker) => {
             worker
@@ -109,6 +105,11 @@ pub(crate) async fn handle(
             let (proxy, uses) = match reused {
                 Some(reused) => reused,
                 None => {
+                    let crate::component::Pre::P2(pre) = &shared.component.pre else {
+                        return Err(HandleError::Host(wasmtime::format_err!(
+                            "a wasi:http@0.3 app reached the 0.2 request path"
+                        )));
+                    };
                     let proxy =
                         pre.instantiate_async(&mut store).await.map_err(
                             |e| match classify_failure(e, cfg) {

@@ -182,13 +182,18 @@ impl Runtime {
         self.inner.next_request_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Runs one request through a fresh instance. The request's URI should be
-    /// absolute (the guest sees its scheme and authority).
+    /// Runs one request: on a fresh (or, with `reuse`, an idle) instance for
+    /// a wasi:http@0.2 app, on an instance with room for a wasi:http@0.3 app.
+    /// The request's URI should be absolute (the guest sees its scheme and
+    /// authority).
     pub async fn handle(
         &self,
         request_id: u64,
         request: http::Request<HostBody>,
     ) -> Result<http::Response<GuestBody>, HandleError> {
-        handler::handle(&self.inner, request_id, request).await
+        match &self.inner.component.pre {
+            component::Pre::P2(_) => handler::handle(&self.inner, request_id, request).await,
+            component::Pre::P3(_) => concurrent::handle(&self.inner, request_id, request).await,
+        }
     }
 }
