@@ -70,7 +70,10 @@ impl DefaultClient {
         resolver: Arc<dyn Resolve>,
         dialer: Arc<dyn Dial>,
     ) -> Result<Self, TlsConfigError> {
-        let tls = LazyConnector::new(&config.ca_files, config.system_roots)?;
+        // With an empty allow-list no connection can ever be made: do not
+        // spend start-up CPU on the certificate store.
+        let warm_up = !config.allow.is_empty();
+        let tls = LazyConnector::new(&config.ca_files, config.system_roots, warm_up)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 h2_origins: Mutex::new(HashSet::new()),

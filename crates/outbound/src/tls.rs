@@ -26,10 +26,10 @@ pub enum TlsConfigError {
 
 /// The TLS connector, built on first use. CA files are read (and checked)
 /// when the client is created, so a bad `--ca-file` fails at startup; the
-/// system store is read on a background thread, since walking
-/// `/etc/ssl/certs` costs milliseconds of start-up that apps without TLS
-/// egress should not pay. A first TLS connection made before it is done
-/// waits for it.
+/// system store is read on a background thread when egress is possible at
+/// all (and never otherwise), since walking `/etc/ssl/certs` costs
+/// milliseconds of CPU that an app's start-up should not pay. A first TLS
+/// connection made before it is done waits for it.
 pub struct LazyConnector {
     cell: Arc<OnceLock<tokio_rustls::TlsConnector>>,
     builder: Builder,
@@ -48,8 +48,13 @@ impl std::fmt::Debug for LazyConnector {
 }
 
 impl LazyConnector {
-    /// Reads `ca_files` now and starts loading the rest in the background.
-    pub fn new(ca_files: &[impl AsRef<Path>], system_roots: bool) -> Result<Self, TlsConfigError> {
+    /// Reads `ca_files` now; with `warm_up`, starts loading the rest in the
+    /// background, otherwise on the first TLS connection.
+    pub fn new(
+        ca_files: &[impl AsRef<Path>],
+        system_roots: bool,
+        warm_up: bool,
+    ) -> Result<Self, TlsConfigError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
@@ -60,6 +65,9 @@ impl LazyConnector {
             extra: Arc::new(read_ca_files(ca_files)?),
             system_roots,
         };
+        if !warm_up {
+            return Ok(connector);
+        }
         let warm = Self {
             cell: connector.cell.clone(),
             builder: connector.builder.clone(),
@@ -150,25 +158,38 @@ mod tests {
     #[test]
     fn a_bad_ca_file_fails_when_the_client_is_created() {
         let empty = temp("empty.pem", "not a certificate\n");
-        let err = LazyConnector::new(&[&empty], false).unwrap_err();
+        let err = LazyConnector::new(&[&empty], false, false).unwrap_err();
         assert!(
             err.to_string().contains("no PEM certificates found"),
             "{err}"
         );
         let missing = Path::new("/nonexistent/ca.pem");
-        assert!(LazyConnector::new(&[missing], false).is_err());
+        assert!(LazyConnector::new(&[missing], false, false).is_err());
         let junk = temp(
             "junk.pem",
             "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
         );
-        assert!(LazyConnector::new(&[&junk], false).is_err());
+        assert!(LazyConnector::new(&[&junk], false, false).is_err());
     }
 
     #[test]
     fn the_connector_is_built_once_on_demand() {
-        let connector = LazyConnector::new(&[] as &[&Path], false).unwrap();
+        let connector = LazyConnector::new(&[] as &[&Path], false, false).unwrap();
+        // Not warmed up: nothing is built until a connection asks for it.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(connector.cell.get().is_none());
         let first: *const _ = connector.get();
         let second: *const _ = connector.get();
         assert_eq!(first, second);
+    }
+
+    #[test]
+    fn warming_up_builds_the_connector_in_the_background() {
+        let connector = LazyConnector::new(&[] as &[&Path], false, true).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while connector.cell.get().is_none() {
+            assert!(std::time::Instant::now() < deadline, "never built");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
     }
 }
