@@ -15,6 +15,14 @@ for wasm in demo suite command proxy; do
 done
 cp "$built/berth-guest-legacy.wasm" "$out/legacy.wasm"
 cp "$built/berth-guest-informational.wasm" "$out/informational.wasm"
+# Pre-initialisation guests: heavy-init, and one start-up function per way
+# of misbehaving (the behaviour is chosen at compile time).
+cp "$built/heavy-init.wasm" "$out/heavy-init.wasm"
+for behaviour in prints traps loops; do
+  INIT_BEHAVIOUR="$behaviour" cargo build --quiet --locked --release --target wasm32-wasip2 \
+    -p berth-guest-heavy-init --bin init-misbehaves
+  cp "$built/init-misbehaves.wasm" "$out/init-$behaviour.wasm"
+done
 # wasi:http@0.3.0 guests (Component Model async).
 for wasm in p3-hello p3-suite p3-mw-header p3-mw-upper; do
   cp "$built/$wasm.wasm" "$out/$wasm.wasm"

@@ -25,6 +25,8 @@ pub mod service;
 
 pub use berth_http as http_host;
 pub use berth_outbound as outbound;
+/// The runtime crate: engine, instance policies, AOT cache, pre-initialisation.
+pub use berth_runtime as runtime;
 pub use berth_runtime::{
     HandleError, LoadError, Runtime, RuntimeBuilder, RuntimeConfig, Source, World,
 };

@@ -26,8 +26,44 @@ fn main() -> ExitCode {
     match cli.command.execute() {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", describe(&err));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The error and its causes on one line, skipping causes whose text the
+/// message before them already includes (library errors often name their
+/// source in their own message too).
+fn describe(err: &anyhow::Error) -> String {
+    let mut text = err.to_string();
+    for cause in err.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer: {0}")]
+    struct Outer(#[source] Inner);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("inner detail")]
+    struct Inner;
+
+    #[test]
+    fn causes_already_in_the_message_are_not_repeated() {
+        let err = anyhow::Error::new(Outer(Inner));
+        assert_eq!(describe(&err), "outer: inner detail");
+        let err = anyhow::Error::new(Inner).context("reading the file");
+        assert_eq!(describe(&err), "reading the file: inner detail");
     }
 }

@@ -434,3 +434,56 @@ fn compile_prefills_the_cache_that_serve_then_hits() {
         .unwrap();
     assert!(String::from_utf8_lossy(&again.stderr).contains("already cached"));
 }
+
+#[test]
+fn compile_pre_init_fills_the_cache_that_serve_pre_init_hits() {
+    let dir = std::env::temp_dir().join(format!("berth-cli-preinit-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let heavy = fixture("heavy-init");
+    let (heavy, dir_arg) = (heavy.to_str().unwrap(), dir.to_str().unwrap());
+    let output = berth()
+        .args(["compile", "--pre-init", heavy, "--cache-dir", dir_arg])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{err}");
+    assert!(err.contains("pre-initialised"), "{err}");
+    assert!(err.contains("cached: "), "{err}");
+
+    // The snapshot is served from the cache: start-up does not run again.
+    let served = Served::start(&["--pre-init", heavy, "--cache-dir", dir_arg]);
+    let log = &served.startup_log;
+    assert!(log.contains("cache=Hit pre_init=true"), "{log}");
+    assert!(!log.contains("pre-initialised"), "{log}");
+    assert!(served.get("/").contains("built-here: no"));
+    drop(served);
+
+    // Without --pre-init the plain component is compiled apart.
+    let served = Served::start(&[heavy, "--cache-dir", dir_arg]);
+    assert!(
+        served.startup_log.contains("cache=Stored"),
+        "{}",
+        served.startup_log
+    );
+    assert!(served.get("/").contains("built-here: yes"));
+    drop(served);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn pre_init_of_a_component_without_a_start_up_export_is_a_clear_error() {
+    let output = berth()
+        .args(["serve", "--pre-init", "--no-cache", "--addr", "127.0.0.1:0"])
+        .arg(fixture("suite"))
+        .output()
+        .expect("berth runs");
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{err}");
+    assert!(err.contains("could not be pre-initialised"), "{err}");
+    assert!(
+        err.contains("does not export `wizer-initialize: func()`"),
+        "{err}"
+    );
+    // Each cause is said once.
+    assert_eq!(err.matches("wizer-initialize").count(), 1, "{err}");
+}

@@ -56,14 +56,20 @@ fn warn_once(dir: &Path, err: &dyn std::fmt::Display) {
     }
 }
 
-/// The cache key of `bytes` for `engine`.
-pub fn key(engine: &Engine, bytes: &[u8]) -> String {
+/// The cache key of `bytes` for `engine`; `variant` names a transformation
+/// applied before compiling (see [`compile_prepared`]), so its output is
+/// cached apart from the component as given.
+pub fn key(engine: &Engine, bytes: &[u8], variant: Option<&str>) -> String {
     let mut settings = std::collections::hash_map::DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut settings);
     let mut hasher = Sha256::new();
     hasher.update(bytes);
     hasher.update(settings.finish().to_le_bytes());
     hasher.update(env!("CARGO_PKG_VERSION").as_bytes());
+    if let Some(variant) = variant {
+        hasher.update(b"\0variant\0");
+        hasher.update(variant.as_bytes());
+    }
     hex(&hasher.finalize())
 }
 
@@ -82,10 +88,42 @@ pub fn compile(
     bytes: &[u8],
     dir: Option<&Path>,
 ) -> wasmtime::Result<(Component, CacheOutcome)> {
-    let Some(dir) = dir else {
-        return Ok((Component::new(engine, bytes)?, CacheOutcome::Disabled));
+    compile_prepared(engine, bytes, dir, None)
+}
+
+/// A transformation of a component before it is compiled, such as
+/// pre-initialisation: `name` goes into the cache key, and `run` is only
+/// called on a cache miss (its output is what gets compiled and stored).
+pub struct Prepare<'a> {
+    /// Names the transformation (and its version) in the cache key.
+    pub name: &'a str,
+    /// Turns the component's bytes into the bytes to compile.
+    pub run: &'a dyn Fn(&[u8]) -> wasmtime::Result<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Prepare<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepare").field("name", &self.name).finish()
+    }
+}
+
+/// Like [`compile`], with `prepare` applied to `bytes` before compiling.
+/// The key is that of the original bytes and the transformation's name, so
+/// a hit skips the transformation too.
+pub fn compile_prepared(
+    engine: &Engine,
+    bytes: &[u8],
+    dir: Option<&Path>,
+    prepare: Option<&Prepare<'_>>,
+) -> wasmtime::Result<(Component, CacheOutcome)> {
+    let build = || match prepare {
+        Some(prepare) => Component::new(engine, (prepare.run)(bytes)?),
+        None => Component::new(engine, bytes),
     };
-    let path = entry_path(dir, &key(engine, bytes));
+    let Some(dir) = dir else {
+        return Ok((build()?, CacheOutcome::Disabled));
+    };
+    let path = entry_path(dir, &key(engine, bytes, prepare.map(|p| p.name)));
     let existed = match std::fs::read(&path) {
         Ok(file) => match load(engine, &file) {
             Some(component) => return Ok((component, CacheOutcome::Hit)),
@@ -96,7 +134,7 @@ pub fn compile(
         },
         Err(_) => false,
     };
-    let component = Component::new(engine, bytes)?;
+    let component = build()?;
     let outcome = match store(dir, &path, &component) {
         Ok(()) if existed => CacheOutcome::Replaced,
         Ok(()) => CacheOutcome::Stored,
@@ -201,7 +239,7 @@ mod tests {
     fn corrupt_or_truncated_entries_are_recompiled_not_trusted() {
         let (engine, bytes, dir) = (engine(), wasm(), temp_dir("corrupt"));
         compile(&engine, &bytes, Some(&dir)).unwrap();
-        let path = entry_path(&dir, &key(&engine, &bytes));
+        let path = entry_path(&dir, &key(&engine, &bytes, None));
         let mut file = std::fs::read(&path).unwrap();
         let last = file.len() - 1;
         file[last] ^= 0xff;
@@ -235,9 +273,43 @@ mod tests {
     }
 
     #[test]
-    fn keys_depend_on_bytes() {
+    fn keys_depend_on_bytes_and_variant() {
         let engine = engine();
-        assert_ne!(key(&engine, b"a"), key(&engine, b"b"));
-        assert_eq!(key(&engine, b"a").len(), 64);
+        assert_ne!(key(&engine, b"a", None), key(&engine, b"b", None));
+        assert_ne!(key(&engine, b"a", None), key(&engine, b"a", Some("x")));
+        assert_ne!(key(&engine, b"a", Some("x")), key(&engine, b"a", Some("y")));
+        assert_eq!(key(&engine, b"a", None).len(), 64);
+    }
+
+    #[test]
+    fn a_prepared_variant_is_cached_apart_and_prepared_only_on_a_miss() {
+        let (engine, bytes, dir) = (engine(), wasm(), temp_dir("prepared"));
+        let runs = std::sync::atomic::AtomicUsize::new(0);
+        let run = |input: &[u8]| {
+            runs.fetch_add(1, Ordering::Relaxed);
+            Ok(input.to_vec())
+        };
+        let prepare = Prepare {
+            name: "test",
+            run: &run,
+        };
+        let outcome = |prepare| {
+            compile_prepared(&engine, &bytes, Some(&dir), prepare)
+                .unwrap()
+                .1
+        };
+        assert_eq!(outcome(Some(&prepare)), CacheOutcome::Stored);
+        assert_eq!(outcome(Some(&prepare)), CacheOutcome::Hit);
+        assert_eq!(runs.load(Ordering::Relaxed), 1);
+        // The plain compile has an entry of its own.
+        assert_eq!(outcome(None), CacheOutcome::Stored);
+        // A failing preparation is an error, not a cached entry.
+        let failing = |_: &[u8]| Err(wasmtime::format_err!("no"));
+        let broken = Prepare {
+            name: "broken",
+            run: &failing,
+        };
+        assert!(compile_prepared(&engine, &bytes, Some(&dir), Some(&broken)).is_err());
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 2);
     }
 }

@@ -10,8 +10,11 @@ use berth_http::p3::bindings::ServicePre;
 use berth_http::p3::bindings::http::types::ErrorCode as P3ErrorCode;
 use berth_http::p3::{Request, Response};
 
+use crate::cache::Prepare;
+use crate::config::RuntimeConfig;
 use crate::engine::Concurrency;
 use crate::error::LoadError;
+use crate::preinit::PreInitError;
 use crate::store::StoreState;
 
 /// The interface a wasi:http@0.3 handler exports (and a middleware imports).
@@ -162,16 +165,20 @@ pub struct Source<'a> {
 /// Compiles and prepares an app: one component, or a chain of
 /// `wasi:http/middleware@0.3.0` components in front of a
 /// `wasi:http/service@0.3.0` one (the request's first stop first).
+///
+/// With [`RuntimeConfig::pre_init`], each component is pre-initialised
+/// (see [`crate::preinit`]) before it is compiled; the engine's epoch must
+/// then be ticking.
 pub fn load(
     engine: &Engine,
     linker: &Linker<StoreState>,
     sources: &[Source<'_>],
-    cache_dir: Option<&std::path::Path>,
+    config: &RuntimeConfig,
 ) -> Result<LoadedComponent, LoadError> {
     let mut compiled = Vec::with_capacity(sources.len());
     for source in sources {
         let started = std::time::Instant::now();
-        let component = compile(engine, source, cache_dir)?;
+        let (component, _) = compile(engine, linker, config, source)?;
         tracing::debug!(component = %source.what, elapsed = ?started.elapsed(), "compiled or loaded");
         let world = detect_world(engine, &component, source.what)?;
         tracing::info!(component = %source.what, world = %world, "component loaded");
@@ -265,11 +272,14 @@ fn link_error(what: &str, source: wasmtime::Error) -> LoadError {
     }
 }
 
-fn compile(
+/// Checks the format of `source` and compiles it through the cache,
+/// pre-initialising it first when `config` asks for it.
+pub fn compile(
     engine: &Engine,
+    linker: &Linker<StoreState>,
+    config: &RuntimeConfig,
     source: &Source<'_>,
-    cache_dir: Option<&std::path::Path>,
-) -> Result<Component, LoadError> {
+) -> Result<(Component, crate::cache::CacheOutcome), LoadError> {
     let what = source.what.to_owned();
     if !source.bytes.starts_with(WASM_MAGIC) {
         return Err(LoadError::NotWasm { what });
@@ -277,15 +287,35 @@ fn compile(
     if source.bytes.get(4..8) == Some(CORE_MODULE_VERSION) {
         return Err(LoadError::CoreModule { what });
     }
-    let (component, cached) =
-        crate::cache::compile(engine, source.bytes, cache_dir).map_err(|source| {
-            LoadError::Compile {
-                what: what.clone(),
-                source,
-            }
-        })?;
-    tracing::info!(component = %what, cache = ?cached, "component ready");
-    Ok(component)
+    let run = |bytes: &[u8]| {
+        let started = std::time::Instant::now();
+        let snapshot = crate::preinit::pre_initialize(engine, linker, config, bytes)
+            .map_err(wasmtime::Error::new)?;
+        tracing::info!(component = %what, elapsed = ?started.elapsed(), "pre-initialised");
+        Ok(snapshot)
+    };
+    let prepare = config.pre_init.then_some(Prepare {
+        name: crate::preinit::CACHE_VARIANT,
+        run: &run,
+    });
+    let (component, cached) = crate::cache::compile_prepared(
+        engine,
+        source.bytes,
+        config.cache_dir.as_deref(),
+        prepare.as_ref(),
+    )
+    .map_err(|source| match source.downcast::<PreInitError>() {
+        Ok(source) => LoadError::PreInit {
+            what: what.clone(),
+            source,
+        },
+        Err(source) => LoadError::Compile {
+            what: what.clone(),
+            source,
+        },
+    })?;
+    tracing::info!(component = %what, cache = ?cached, pre_init = config.pre_init, "component ready");
+    Ok((component, cached))
 }
 
 /// Finds the world: a 0.3 `handler` export first (a middleware if it also

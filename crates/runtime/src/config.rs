@@ -34,6 +34,10 @@ pub const DEFAULT_EPOCH_TICK: Duration = Duration::from_millis(10);
 /// 4 MiB and 16 MiB gained nothing more.
 pub const DEFAULT_KEEP_RESIDENT: usize = 2 << 20;
 
+/// Default CPU time a component's start-up may use when it is
+/// pre-initialised (10 s; start-up runs once, not per request).
+pub const DEFAULT_PRE_INIT_TIME_LIMIT: Duration = Duration::from_secs(10);
+
 /// Default bytes of each pooled async stack kept resident (64 KiB).
 pub const DEFAULT_STACK_KEEP_RESIDENT: usize = 64 << 10;
 
@@ -100,6 +104,13 @@ pub struct RuntimeConfig {
     /// Where compiled components are cached (see [`crate::cache`]); `None`
     /// compiles in memory every time.
     pub cache_dir: Option<std::path::PathBuf>,
+    /// Run each component's `wizer-initialize` export once at load and
+    /// serve the snapshot of its initialised state (see [`crate::preinit`]).
+    pub pre_init: bool,
+    /// CPU time that start-up may use under `pre_init` (it may take three
+    /// times as long in wall-clock time). See
+    /// [`DEFAULT_PRE_INIT_TIME_LIMIT`].
+    pub pre_init_time_limit: Duration,
 }
 
 impl Default for RuntimeConfig {
@@ -123,6 +134,8 @@ impl Default for RuntimeConfig {
             concurrent_requests: DEFAULT_CONCURRENT_REQUESTS,
             instance_requests: DEFAULT_INSTANCE_REQUESTS,
             cache_dir: None,
+            pre_init: false,
+            pre_init_time_limit: DEFAULT_PRE_INIT_TIME_LIMIT,
         }
     }
 }

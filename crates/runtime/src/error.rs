@@ -65,6 +65,15 @@ pub enum LoadError {
         /// What is wrong, naming the component.
         reason: String,
     },
+    /// Pre-initialisation was asked for and failed.
+    #[error("{what} could not be pre-initialised: {source}")]
+    PreInit {
+        /// What was loaded.
+        what: String,
+        /// Why.
+        #[source]
+        source: crate::preinit::PreInitError,
+    },
     /// The epoch ticker thread could not start.
     #[error("could not start the epoch ticker: {0}")]
     Ticker(#[source] std::io::Error),

@@ -28,6 +28,7 @@ pub mod error;
 mod handler;
 pub mod limits;
 mod pool;
+pub mod preinit;
 pub mod stdio;
 pub mod store;
 
@@ -124,9 +125,10 @@ impl Runtime {
         let concurrency = component::concurrency_for(sources);
         let engine = engine::build_engine(&config, concurrency)?;
         let linker = component::build_linker(&engine, concurrency)?;
-        let component = component::load(&engine, &linker, sources, config.cache_dir.as_deref())?;
+        // Ticking before loading: pre-initialisation runs guest code.
         let ticker = engine::EpochTicker::start(engine.clone(), config.epoch_tick)
             .map_err(LoadError::Ticker)?;
+        let component = component::load(&engine, &linker, sources, &config)?;
         let mut http = HttpCtx::default();
         http.fields_size_limit = config.fields_size_limit;
         http.outbound = outbound;

@@ -12,5 +12,6 @@ mod hardening;
 mod interop;
 mod outbound;
 mod p3;
+mod preinit;
 mod serving;
 mod support;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use berth::RuntimeConfig;
 use berth_runtime::cache::{self, CacheOutcome};
+use berth_runtime::{component, engine};
 
 use super::serve::CacheArgs;
 
@@ -13,6 +14,11 @@ use super::serve::CacheArgs;
 pub(crate) struct CompileCommand {
     /// The component (.wasm) to compile.
     component: PathBuf,
+
+    /// Pre-initialise it first: run its `wizer-initialize` export and cache
+    /// the snapshot, as `berth serve --pre-init` would.
+    #[arg(long)]
+    pre_init: bool,
 
     #[command(flatten)]
     cache: CacheArgs,
@@ -27,16 +33,27 @@ impl CompileCommand {
             .with_context(|| format!("cannot read component {}", self.component.display()))?;
         // The same engine settings as `berth serve` with default limits, so
         // its lookups hit this entry.
+        let config = RuntimeConfig {
+            cache_dir: Some(dir.clone()),
+            pre_init: self.pre_init,
+            ..RuntimeConfig::default()
+        };
+        let what = self.component.display().to_string();
         let source = berth_runtime::Source {
             bytes: &bytes,
-            what: "",
+            what: &what,
         };
-        let concurrency = berth_runtime::component::concurrency_for(&[source]);
-        let engine = berth_runtime::engine::build_engine(&RuntimeConfig::default(), concurrency)?;
-        let (_, outcome) = cache::compile(&engine, &bytes, Some(&dir))
-            .map_err(|e| anyhow::anyhow!("{e}"))
-            .with_context(|| format!("cannot compile {}", self.component.display()))?;
-        let path = cache::entry_path(&dir, &cache::key(&engine, &bytes));
+        let concurrency = component::concurrency_for(&[source]);
+        let engine = engine::build_engine(&config, concurrency)?;
+        let linker = component::build_linker(&engine, concurrency)?;
+        // Pre-initialisation runs guest code under the CPU limit.
+        let _ticker = engine::EpochTicker::start(engine.clone(), config.epoch_tick)
+            .context("cannot start the epoch ticker")?;
+        let (_, outcome) = component::compile(&engine, &linker, &config, &source)?;
+        let variant = self
+            .pre_init
+            .then_some(berth_runtime::preinit::CACHE_VARIANT);
+        let path = cache::entry_path(&dir, &cache::key(&engine, &bytes, variant));
         match outcome {
             CacheOutcome::Hit => eprintln!("already cached: {}", path.display()),
             CacheOutcome::Stored | CacheOutcome::Replaced => {

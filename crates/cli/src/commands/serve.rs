@@ -101,6 +101,13 @@ pub(crate) struct ServeCommand {
     #[arg(long, value_name = "N", default_value_t = berth_runtime::config::DEFAULT_INSTANCE_REQUESTS)]
     instance_requests: u32,
 
+    /// Run each component's `wizer-initialize` export once at start-up and
+    /// serve a snapshot of the initialised state, so fresh instances skip
+    /// the start-up work. Cached with the compiled code (`berth compile
+    /// --pre-init` fills the cache ahead of time).
+    #[arg(long)]
+    pre_init: bool,
+
     #[command(flatten)]
     cache: CacheArgs,
 
@@ -134,8 +141,9 @@ pub(crate) struct CacheArgs {
     #[arg(long, value_name = "DIR", env = "BERTH_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
 
-    /// Compile in memory; neither read nor write the cache.
-    #[arg(long, conflicts_with = "cache_dir")]
+    /// Compile in memory; neither read nor write the cache (wins over
+    /// --cache-dir and BERTH_CACHE_DIR, so it works with either set).
+    #[arg(long)]
     no_cache: bool,
 }
 
@@ -173,6 +181,7 @@ impl ServeCommand {
             concurrent_requests: self.concurrent_requests,
             instance_requests: self.instance_requests,
             cache_dir: self.cache.dir(),
+            pre_init: self.pre_init,
             ..RuntimeConfig::default()
         };
         if runtime_config.cpu_time_limit.is_zero() || runtime_config.wall_time_limit.is_zero() {
