@@ -29,32 +29,40 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use http_body_util::BodyExt;
 use wasmtime::Store;
 
-fn runtime(reuse: Option<NonZeroU32>) -> Runtime {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../guests/prebuilt/suite.wasm"
+fn fixture(name: &str) -> Vec<u8> {
+    let path = format!(
+        "{}/../../guests/prebuilt/{name}.wasm",
+        env!("CARGO_MANIFEST_DIR")
     );
-    let bytes = std::fs::read(path).expect("suite fixture");
+    std::fs::read(&path).expect("guest fixture")
+}
+
+fn runtime(reuse: Option<NonZeroU32>) -> Runtime {
     let config = RuntimeConfig {
         reuse,
         ..RuntimeConfig::default()
     };
-    Runtime::new(config, &bytes, "suite.wasm").expect("suite loads")
+    Runtime::new(config, &fixture("suite"), "suite.wasm").expect("suite loads")
 }
 
 fn one_request(rt: &tokio::runtime::Runtime, runtime: &Runtime) {
+    let body = get(rt, runtime, "/hello");
+    assert_eq!(&body[..], b"hello from berth\n");
+}
+
+/// One GET of `path` through `runtime`; the whole response body.
+fn get(rt: &tokio::runtime::Runtime, runtime: &Runtime, path: &str) -> bytes::Bytes {
     rt.block_on(async {
         let request = http::Request::builder()
-            .uri("http://bench.test/hello")
+            .uri(format!("http://bench.test{path}"))
             .body(empty_host_body())
             .unwrap();
         let response = runtime
             .handle(runtime.next_request_id(), request)
             .await
             .unwrap();
-        let body = response.into_body().collect().await.unwrap().to_bytes();
-        assert_eq!(&body[..], b"hello from berth\n");
-    });
+        response.into_body().collect().await.unwrap().to_bytes()
+    })
 }
 
 fn bench(c: &mut Criterion) {
@@ -70,6 +78,21 @@ fn bench(c: &mut Criterion) {
     c.bench_function("hello, reused instance", |b| {
         b.iter(|| one_request(&rt, &reused))
     });
+    // A fresh instance of a component whose start-up was snapshotted: what
+    // a larger initial memory image costs per instance.
+    let config = RuntimeConfig {
+        pre_init: true,
+        ..RuntimeConfig::default()
+    };
+    let heavy = rt.block_on(async {
+        Runtime::new(config, &fixture("heavy-init"), "heavy-init.wasm").expect("heavy-init loads")
+    });
+    c.bench_function("heavy-init, fresh pre-initialised instance", |b| {
+        b.iter(|| {
+            let body = get(&rt, &heavy, "/");
+            assert!(body.ends_with(b"built-here: no\n"));
+        })
+    });
 }
 
 /// The fresh path in pieces, on the engine and linker a 0.2 app gets.
@@ -81,12 +104,7 @@ fn phases(c: &mut Criterion) {
     let config = RuntimeConfig::default();
     let engine = build_engine(&config, Concurrency::Disabled).unwrap();
     let linker = berth_runtime::component::build_linker(&engine, Concurrency::Disabled).unwrap();
-    let bytes = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../guests/prebuilt/suite.wasm"
-    ))
-    .unwrap();
-    let (component, _) = berth_runtime::cache::compile(&engine, &bytes, None).unwrap();
+    let (component, _) = berth_runtime::cache::compile(&engine, &fixture("suite"), None).unwrap();
     let pre = ProxyPre::new(linker.instantiate_pre(&component).unwrap()).unwrap();
     let new_store = || {
         let mut store = Store::new(&engine, StoreState::new(&config, HttpCtx::default(), 1));
