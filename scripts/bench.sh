@@ -47,4 +47,4 @@ scripts/bench-coldstart.sh 10
 
 section "micro-benchmark: one request through Runtime::handle (criterion)"
 cargo bench --quiet --locked -p berth-runtime --bench instantiate -- \
-  --warm-up-time 1 --measurement-time 3 2>/dev/null | grep -E "time:|^hello|^phase" || true
+  --warm-up-time 1 --measurement-time 3 2>/dev/null | grep -E "time:|^hello|^phase|^heavy" || true

@@ -15,10 +15,10 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use berth_http::ErrorCode;
+use berth_http::stall::StallTimer;
 use bytes::Bytes;
 use http::StatusCode;
 use http_body::{Body, Frame, SizeHint};
-use tokio::time::{Instant, Sleep};
 
 /// Default cap on a request body (1 GiB).
 pub const DEFAULT_MAX_REQUEST_BODY_BYTES: u64 = 1 << 30;
@@ -72,8 +72,8 @@ pub(crate) struct LimitedBody<B> {
     inner: B,
     limits: BodyLimits,
     seen: u64,
-    /// Armed while the guest waits for the next chunk.
-    stall: Option<Pin<Box<Sleep>>>,
+    /// Runs while the guest waits for the next chunk.
+    stall: StallTimer,
     tripwire: Tripwire,
 }
 
@@ -83,7 +83,7 @@ impl<B> LimitedBody<B> {
             inner,
             limits,
             seen: 0,
-            stall: None,
+            stall: StallTimer::new(limits.idle_timeout),
             tripwire,
         }
     }
@@ -115,16 +115,11 @@ where
         }
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Pending => {
-                let idle = this.limits.idle_timeout;
-                let stall = this.stall.get_or_insert_with(|| {
-                    Box::pin(tokio::time::sleep_until(Instant::now() + idle))
-                });
-                ready!(stall.as_mut().poll(cx));
-                this.stall = None;
+                ready!(this.stall.poll_expired(cx));
                 this.trip(Broken::Stalled, ErrorCode::ConnectionReadTimeout)
             }
             Poll::Ready(frame) => {
-                this.stall = None;
+                this.stall.reset();
                 if let Some(Ok(data)) = frame.as_ref().map(|f| f.as_ref().map(Frame::data_ref)) {
                     this.seen += data.map_or(0, |d| d.len() as u64);
                     if this.seen > this.limits.max_bytes {

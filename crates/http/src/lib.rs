@@ -26,6 +26,7 @@ pub mod fields;
 pub mod outbound;
 pub mod p2;
 pub mod p3;
+pub mod stall;
 pub mod uri;
 
 pub use body::{GuestBody, HostBody};

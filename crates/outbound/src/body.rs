@@ -1,30 +1,30 @@
 //! Response bodies from upstreams: error mapping and the between-bytes
 //! timeout, so a stalled upstream reaches the guest as an error, not EOF.
+//! The timeout counts only time the guest spends waiting for the next
+//! chunk ([`StallTimer`]), not time it spends on the last one.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use berth_http::ErrorCode;
+use berth_http::stall::StallTimer;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
-use tokio::time::{Instant, Sleep};
 
 /// An upstream response body.
 #[derive(Debug)]
 pub(crate) struct UpstreamBody {
     inner: Incoming,
-    between_bytes: Duration,
-    timer: Pin<Box<Sleep>>,
+    between_bytes: StallTimer,
 }
 
 impl UpstreamBody {
     pub(crate) fn new(inner: Incoming, between_bytes: Duration) -> Self {
         Self {
             inner,
-            between_bytes,
-            timer: Box::pin(tokio::time::sleep(between_bytes)),
+            between_bytes: StallTimer::new(between_bytes),
         }
     }
 }
@@ -40,11 +40,10 @@ impl Body for UpstreamBody {
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
-                let deadline = Instant::now() + this.between_bytes;
-                this.timer.as_mut().reset(deadline);
+                this.between_bytes.reset();
                 Poll::Ready(frame.map(|f| f.map_err(|e| crate::error::body_error(&e))))
             }
-            Poll::Pending => match this.timer.as_mut().poll(cx) {
+            Poll::Pending => match this.between_bytes.poll_expired(cx) {
                 Poll::Ready(()) => Poll::Ready(Some(Err(ErrorCode::ConnectionReadTimeout))),
                 Poll::Pending => Poll::Pending,
             },

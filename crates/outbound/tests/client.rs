@@ -555,6 +555,42 @@ async fn slow_upstreams_hit_first_byte_and_between_bytes_timeouts() {
 }
 
 #[tokio::test]
+async fn between_bytes_counts_only_time_the_reader_waits() {
+    // The upstream sends the head and 5 bytes, then the other 5 bytes
+    // 400 ms later. The reader takes the first chunk, is busy for 300 ms
+    // (not reading), then waits 100 ms for the rest: under the 200 ms
+    // limit, because the clock starts when it waits, not at the last chunk.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let _ = stream.read(&mut buf).await;
+        let _ = stream
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nstart")
+            .await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let _ = stream.write_all(b"12345").await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    });
+    let (client, _) = client_with(config(&["127.0.0.1"]), FixedResolver(vec![]));
+    let timeouts = RequestTimeouts {
+        between_bytes: Some(Duration::from_millis(200)),
+        ..Default::default()
+    };
+    let resp = client
+        .send(get(&format!("http://{addr}/")), timeouts)
+        .await
+        .unwrap();
+    let mut body = resp.into_body();
+    let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+    assert_eq!(&first[..], b"start");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let rest = body.collect().await.unwrap().to_bytes();
+    assert_eq!(&rest[..], b"12345");
+}
+
+#[tokio::test]
 async fn loops_are_detected_and_redirects_not_followed() {
     let (addr, _) = origin().await;
     let (client, _) = client_with(config(&["127.0.0.1"]), FixedResolver(vec![]));
