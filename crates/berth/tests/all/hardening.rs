@@ -250,3 +250,126 @@ async fn a_stalled_body_is_408_or_aborted_and_the_instance_is_freed() {
         server.assert_idle().await;
     }
 }
+
+/// Sends `bytes` on one connection and returns what came back and how many
+/// requests reached the service (request ids handed out meanwhile).
+async fn smuggle(server: &TestServer, bytes: &[u8]) -> (String, u64) {
+    let before = server.runtime.next_request_id();
+    let answer = raw(server, bytes).await;
+    let after = server.runtime.next_request_id();
+    (answer, after - before - 1)
+}
+
+/// Hardening A5: ambiguous or malformed framing is refused (400, connection
+/// closed) before any guest runs, and bytes hidden in a body are never
+/// executed as a request of their own.
+#[tokio::test]
+async fn request_smuggling_framings_are_refused_and_never_run_twice() {
+    let server = TestServer::start("suite").await;
+    let hidden = "GET /info/smuggled HTTP/1.1\r\nhost: x\r\n\r\n";
+    let refused: Vec<(&str, String)> = vec![
+        (
+            "two different Content-Lengths",
+            format!(
+                "POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\ncontent-length: 6\r\n\r\nhello!{hidden}"
+            ),
+        ),
+        (
+            "Content-Length +5",
+            format!("POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: +5\r\n\r\nhello{hidden}"),
+        ),
+        (
+            "Content-Length -1",
+            format!("POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: -1\r\n\r\n{hidden}"),
+        ),
+        (
+            "Content-Length 5,6",
+            format!("POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 5,6\r\n\r\nhello!{hidden}"),
+        ),
+        (
+            "Transfer-Encoding xchunked",
+            format!(
+                "POST /echo HTTP/1.1\r\nhost: x\r\ntransfer-encoding: xchunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n{hidden}"
+            ),
+        ),
+        (
+            "Transfer-Encoding chunked, identity",
+            format!(
+                "POST /echo HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked, identity\r\n\r\n5\r\nhello\r\n0\r\n\r\n{hidden}"
+            ),
+        ),
+        (
+            "chunk size overflow",
+            format!(
+                "POST /echo HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\nfffffffffffffffffffff\r\nhello\r\n0\r\n\r\n{hidden}"
+            ),
+        ),
+        (
+            "huge chunk extension",
+            format!(
+                "POST /echo HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n5;{}\r\nhello\r\n0\r\n\r\n{hidden}",
+                "x".repeat(64 * 1024)
+            ),
+        ),
+    ];
+    for (case, bytes) in &refused {
+        let (answer, ran) = smuggle(&server, bytes.as_bytes()).await;
+        assert!(!answer.contains("smuggled"), "{case}: {answer}");
+        // Either refused before the guest, or (chunk errors) cut off while
+        // the guest read the body: never a second request.
+        assert!(ran <= 1, "{case}: {ran} requests ran\n{answer}");
+        assert_eq!(answer.matches("HTTP/1.1 ").count(), 1, "{case}: {answer}");
+        let status = status_line(&answer);
+        if ran == 0 {
+            assert_eq!(status, "HTTP/1.1 400 Bad Request", "{case}: {answer}");
+        } else if status == "HTTP/1.1 200 OK" {
+            // The echo had started its response when the body broke: the
+            // response is aborted, never completed.
+            assert!(!answer.ends_with("0\r\n\r\n"), "{case}: {answer}");
+        } else {
+            assert!(
+                status.starts_with("HTTP/1.1 4") || status.starts_with("HTTP/1.1 5"),
+                "{case}: {answer}"
+            );
+        }
+    }
+
+    // Content-Length and Transfer-Encoding together: chunked framing wins
+    // and the connection is not kept alive, so what follows the chunked
+    // body is never read as a request.
+    let both = format!(
+        "POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n{hidden}"
+    );
+    let (answer, ran) = smuggle(&server, both.as_bytes()).await;
+    assert!(ran <= 1, "CL+TE: {ran} requests ran\n{answer}");
+    assert_eq!(answer.matches("HTTP/1.1 ").count(), 1, "CL+TE: {answer}");
+    assert!(!answer.contains("smuggled"), "CL+TE: {answer}");
+
+    // Transfer-Encoding on HTTP/1.0 is not chunked framing.
+    let old = format!(
+        "POST /echo HTTP/1.0\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n{hidden}"
+    );
+    let (answer, ran) = smuggle(&server, old.as_bytes()).await;
+    assert!(ran <= 1, "TE on 1.0: {ran} requests ran\n{answer}");
+    assert!(
+        answer.matches("HTTP/1.").count() <= 1,
+        "TE on 1.0: {answer}"
+    );
+    assert!(!answer.contains("smuggled"), "TE on 1.0: {answer}");
+
+    // A request hidden in a GET's declared body is body, not a request;
+    // the properly framed request after it runs normally.
+    let get_body = format!(
+        "GET /hello HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n{hidden}GET /hello HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+        hidden.len()
+    );
+    let (answer, ran) = smuggle(&server, get_body.as_bytes()).await;
+    assert_eq!(ran, 2, "{answer}");
+    assert_eq!(answer.matches("HTTP/1.1 200 OK").count(), 2, "{answer}");
+    assert!(!answer.contains("smuggled"), "{answer}");
+
+    // The server keeps serving.
+    let (status, body) = get(&server, Proto::H1, "/hello").await;
+    assert_eq!((status, body.as_str()), (200, "hello from berth\n"));
+    server.shutdown().await;
+}
