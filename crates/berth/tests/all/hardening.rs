@@ -373,3 +373,88 @@ async fn request_smuggling_framings_are_refused_and_never_run_twice() {
     assert_eq!((status, body.as_str()), (200, "hello from berth\n"));
     server.shutdown().await;
 }
+
+/// Opens one HTTP/2 connection and sends `streams` requests to `/never`
+/// (blocked in the host for an hour), resetting each one after `pause`
+/// (none: at once, the Rapid Reset pattern). Returns how many were sent
+/// before the server closed the connection, and how many reached the
+/// service.
+async fn reset_flood(
+    server: &TestServer,
+    streams: usize,
+    pause: Option<std::time::Duration>,
+) -> (usize, u64) {
+    let before = server.runtime.next_request_id();
+    let tcp = TcpStream::connect(server.addr).await.unwrap();
+    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+    let connection = tokio::spawn(connection);
+    let mut client = Some(client);
+    let mut sent = 0;
+    for _ in 0..streams {
+        let Some(Ok(mut ready)) = (match client.take() {
+            Some(c) => Some(c.ready().await),
+            None => None,
+        }) else {
+            break; // the server closed the connection (GOAWAY)
+        };
+        let request = http::Request::get(format!("http://{}/never", server.addr))
+            .body(())
+            .unwrap();
+        let Ok((response, body)) = ready.send_request(request, true) else {
+            break;
+        };
+        if let Some(pause) = pause {
+            tokio::time::sleep(pause).await;
+        }
+        // Dropping both halves resets the stream (RST_STREAM CANCEL).
+        drop((response, body));
+        client = Some(ready);
+        sent += 1;
+    }
+    drop(client);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), connection).await;
+    let after = server.runtime.next_request_id();
+    (sent, after - before - 1)
+}
+
+/// Waits until no guest instance is alive, failing after `within`.
+async fn wait_until_idle(server: &TestServer, within: std::time::Duration) {
+    let deadline = tokio::time::Instant::now() + within;
+    while server.runtime.live_instances() > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} instances still alive",
+            server.runtime.live_instances()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Hardening A12, HTTP/2 Rapid Reset: streams opened and reset at once
+/// never pile up guest work, and streams reset while their guest runs
+/// cancel it promptly (long before the 60 s wall clock); no instance
+/// outlives either flood, and the server keeps serving.
+#[tokio::test]
+async fn http2_rapid_reset_cancels_guests_and_leaks_nothing() {
+    let config = berth::RuntimeConfig {
+        wall_time_limit: std::time::Duration::from_secs(60),
+        ..test_config()
+    };
+    let server = TestServer::start_with("suite", config).await;
+
+    let (sent, reached) = reset_flood(&server, 2000, None).await;
+    assert!(sent > 0);
+    assert!(reached as usize <= sent, "{reached} of {sent}");
+    wait_until_idle(&server, std::time::Duration::from_secs(5)).await;
+
+    // Resets that arrive after the guest started: each cancels its guest.
+    let pause = Some(std::time::Duration::from_millis(5));
+    let (sent, reached) = reset_flood(&server, 100, pause).await;
+    assert_eq!(sent, 100);
+    assert!(reached >= 50, "only {reached} of {sent} reached a guest");
+    wait_until_idle(&server, std::time::Duration::from_secs(5)).await;
+
+    let (status, body) = get(&server, Proto::H2, "/hello").await;
+    assert_eq!((status, body.as_str()), (200, "hello from berth\n"));
+    server.shutdown().await;
+}
