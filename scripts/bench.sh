@@ -46,5 +46,11 @@ section "cold start"
 scripts/bench-coldstart.sh 10
 
 section "micro-benchmark: one request through Runtime::handle (criterion)"
-cargo bench --quiet --locked -p berth-runtime --bench instantiate -- \
-  --warm-up-time 1 --measurement-time 3 2>/dev/null | grep -E "time:|^hello|^phase|^heavy" || true
+# A failing micro-benchmark must not look like an empty table.
+if ! micro="$(cargo bench --quiet --locked -p berth-runtime --bench instantiate -- \
+  --warm-up-time 1 --measurement-time 3 2>&1)"; then
+  printf '%s\n' "$micro" | tail -20 >&2
+  echo "the micro-benchmark failed" >&2
+  exit 1
+fi
+grep -E "time:|^hello|^phase|^heavy" <<<"$micro"
