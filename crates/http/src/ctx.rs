@@ -1,13 +1,15 @@
 //! Per-store `wasi:http` state and the view host impls work through.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use wasmtime::component::{HasData, Resource, ResourceTable};
 
 use crate::error::ErrorCode;
 use crate::fields::{DEFAULT_FIELDS_SIZE_LIMIT, FieldMap, strip_forbidden};
-use crate::outbound::OutboundClient;
+use crate::outbound::{OutboundClient, RequestTimeouts};
 
 /// The `wasi:http` part of a store's data: limits and the outbound seam.
 ///
@@ -18,23 +20,32 @@ pub struct HttpCtx {
     /// Sends the guest's outgoing requests. `None` denies all of them with
     /// `HTTP-request-denied` (egress is deny-by-default).
     pub outbound: Option<Arc<dyn OutboundClient>>,
-    /// Most outgoing requests one invocation may send in total.
+    /// Most outgoing requests one invocation may send in total; past it,
+    /// `connection-limit-reached`.
     pub max_outgoing_requests: u32,
     /// Most outgoing requests one invocation may have waiting for a
-    /// response head at once.
+    /// response head at once; more wait (queue) for a slot.
     pub max_concurrent_outgoing: usize,
+    /// Longest an outgoing request waits for a slot when the guest did not
+    /// give a `first-byte-timeout` (which bounds the wait otherwise); past
+    /// it, `connection-timeout`.
+    pub outgoing_queue_timeout: Duration,
     /// Outgoing requests sent so far by this invocation.
     pub(crate) outgoing_sent: u32,
-    /// Outgoing requests of this invocation still waiting for a response.
-    pub(crate) outgoing_in_flight: Arc<AtomicUsize>,
+    /// Slots for this invocation's outgoing requests waiting for a head.
+    pub(crate) outgoing_slots: Arc<Semaphore>,
 }
 
 /// Default cap on outgoing requests per invocation (50).
 pub const DEFAULT_MAX_OUTGOING_REQUESTS: u32 = 50;
 
 /// Default cap on concurrent outgoing requests per invocation (6, as
-/// browsers allow per origin).
+/// browsers allow per origin); more queue.
 pub const DEFAULT_MAX_CONCURRENT_OUTGOING: usize = 6;
+
+/// Default bound on the wait for an outgoing-request slot (30 s, the
+/// outbound client's default first-byte timeout).
+pub const DEFAULT_OUTGOING_QUEUE_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Default for HttpCtx {
     fn default() -> Self {
@@ -43,8 +54,9 @@ impl Default for HttpCtx {
             outbound: None,
             max_outgoing_requests: DEFAULT_MAX_OUTGOING_REQUESTS,
             max_concurrent_outgoing: DEFAULT_MAX_CONCURRENT_OUTGOING,
+            outgoing_queue_timeout: DEFAULT_OUTGOING_QUEUE_TIMEOUT,
             outgoing_sent: 0,
-            outgoing_in_flight: Arc::new(AtomicUsize::new(0)),
+            outgoing_slots: Arc::new(Semaphore::new(DEFAULT_MAX_CONCURRENT_OUTGOING)),
         }
     }
 }
@@ -56,8 +68,9 @@ impl Clone for HttpCtx {
             outbound: self.outbound.clone(),
             max_outgoing_requests: self.max_outgoing_requests,
             max_concurrent_outgoing: self.max_concurrent_outgoing,
+            outgoing_queue_timeout: self.outgoing_queue_timeout,
             outgoing_sent: 0,
-            outgoing_in_flight: Arc::new(AtomicUsize::new(0)),
+            outgoing_slots: Arc::new(Semaphore::new(self.max_concurrent_outgoing)),
         }
     }
 }
@@ -69,6 +82,7 @@ impl std::fmt::Debug for HttpCtx {
             .field("outbound", &self.outbound.is_some())
             .field("max_outgoing_requests", &self.max_outgoing_requests)
             .field("max_concurrent_outgoing", &self.max_concurrent_outgoing)
+            .field("outgoing_queue_timeout", &self.outgoing_queue_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -114,38 +128,43 @@ impl HasData for Http {
     type Data<'a> = HttpCtxView<'a>;
 }
 
-/// Counts one outgoing request of an invocation waiting for its response
-/// head, against the per-invocation concurrency cap.
+/// A place in an invocation's queue of outgoing requests: wait with
+/// [`OutgoingSlot::acquire`], then hold the permit until the response head
+/// arrives.
 #[derive(Debug)]
-pub(crate) struct InFlight(Arc<AtomicUsize>);
-
-impl InFlight {
-    /// Takes a slot, or `None` when `max` are taken.
-    pub(crate) fn try_new(count: &Arc<AtomicUsize>, max: usize) -> Option<Self> {
-        count
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .ok()
-            .map(|_| Self(count.clone()))
-    }
+pub(crate) struct OutgoingSlot {
+    slots: Arc<Semaphore>,
+    timeout: Duration,
 }
 
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+impl OutgoingSlot {
+    /// Waits for a free slot, at most the request's first-byte timeout (or
+    /// the context's queue timeout); past it, `connection-timeout`.
+    pub(crate) async fn acquire(self) -> Result<OwnedSemaphorePermit, ErrorCode> {
+        match tokio::time::timeout(self.timeout, self.slots.acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_closed)) => Err(ErrorCode::internal("outgoing request slots closed")),
+            Err(_elapsed) => {
+                tracing::info!(
+                    waited = ?self.timeout,
+                    "outgoing request timed out waiting for a slot under the concurrency cap"
+                );
+                Err(ErrorCode::ConnectionTimeout)
+            }
+        }
     }
 }
 
 impl HttpCtx {
     /// Admits one outgoing request of this invocation: the client to send
-    /// it with and a slot against the concurrency cap. Denied with
-    /// `HTTP-request-denied` when no outbound access is configured, and with
-    /// `connection-limit-reached` past either per-invocation cap.
+    /// it with and its place in the queue for the concurrency cap. Denied
+    /// with `HTTP-request-denied` when no outbound access is configured, and
+    /// with `connection-limit-reached` past the per-invocation total.
     pub(crate) fn admit_outgoing(
         &mut self,
         uri: &http::Uri,
-    ) -> Result<(Arc<dyn OutboundClient>, InFlight), ErrorCode> {
+        timeouts: &RequestTimeouts,
+    ) -> Result<(Arc<dyn OutboundClient>, OutgoingSlot), ErrorCode> {
         let Some(client) = self.outbound.clone() else {
             tracing::info!(
                 %uri,
@@ -160,9 +179,95 @@ impl HttpCtx {
             );
             return Err(ErrorCode::ConnectionLimitReached);
         }
-        let in_flight = InFlight::try_new(&self.outgoing_in_flight, self.max_concurrent_outgoing)
-            .ok_or(ErrorCode::ConnectionLimitReached)?;
         self.outgoing_sent += 1;
-        Ok((client, in_flight))
+        let slot = OutgoingSlot {
+            slots: self.outgoing_slots.clone(),
+            timeout: timeouts.first_byte.unwrap_or(self.outgoing_queue_timeout),
+        };
+        Ok((client, slot))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    struct NeverSends;
+
+    impl OutboundClient for NeverSends {
+        fn send(
+            &self,
+            _request: http::Request<crate::HostBody>,
+            _timeouts: RequestTimeouts,
+        ) -> crate::outbound::ResponseFuture {
+            Box::pin(std::future::pending())
+        }
+    }
+
+    fn ctx(max_concurrent: usize, max_total: u32) -> HttpCtx {
+        let template = HttpCtx {
+            outbound: Some(Arc::new(NeverSends)),
+            max_concurrent_outgoing: max_concurrent,
+            max_outgoing_requests: max_total,
+            ..HttpCtx::default()
+        };
+        // A clone is a fresh invocation, sized by the template.
+        template.clone()
+    }
+
+    fn admit(ctx: &mut HttpCtx, first_byte: Option<Duration>) -> Result<OutgoingSlot, ErrorCode> {
+        let timeouts = RequestTimeouts {
+            first_byte,
+            ..RequestTimeouts::default()
+        };
+        let uri = http::Uri::from_static("http://example.com/");
+        ctx.admit_outgoing(&uri, &timeouts).map(|(_, slot)| slot)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_past_the_concurrency_cap_wait_for_a_slot() {
+        let mut ctx = ctx(1, 50);
+        let first = admit(&mut ctx, None).unwrap().acquire().await.unwrap();
+        let second = tokio::spawn(admit(&mut ctx, None).unwrap().acquire());
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(!second.is_finished(), "the second request waits");
+        drop(first);
+        assert!(second.await.unwrap().is_ok(), "then takes the freed slot");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_queued_request_times_out_after_its_first_byte_timeout() {
+        let mut ctx = ctx(1, 50);
+        let _held = admit(&mut ctx, None).unwrap().acquire().await.unwrap();
+        let started = tokio::time::Instant::now();
+        let queued = admit(&mut ctx, Some(Duration::from_secs(2))).unwrap();
+        assert_eq!(
+            queued.acquire().await.unwrap_err(),
+            ErrorCode::ConnectionTimeout
+        );
+        assert_eq!(started.elapsed(), Duration::from_secs(2));
+        // Without an option the context's queue timeout applies.
+        let queued = admit(&mut ctx, None).unwrap();
+        assert_eq!(
+            queued.acquire().await.unwrap_err(),
+            ErrorCode::ConnectionTimeout
+        );
+        assert_eq!(
+            started.elapsed(),
+            Duration::from_secs(2) + DEFAULT_OUTGOING_QUEUE_TIMEOUT
+        );
+    }
+
+    #[test]
+    fn the_total_per_invocation_stays_a_hard_limit() {
+        let mut ctx = ctx(6, 2);
+        assert!(admit(&mut ctx, None).is_ok());
+        assert!(admit(&mut ctx, None).is_ok());
+        assert_eq!(
+            admit(&mut ctx, None).unwrap_err(),
+            ErrorCode::ConnectionLimitReached
+        );
     }
 }

@@ -23,9 +23,19 @@ pub const FIELD_ENTRY_OVERHEAD: usize = 32;
 /// when fields become the headers of an outgoing message. They are
 /// connection-level (hop-by-hop) fields the host manages itself; letting a
 /// guest set them would allow response splitting or request smuggling.
+///
+/// **What guests may not set, they do not see.** The same names are removed
+/// from every header block that reaches a guest from the network (incoming
+/// requests, upstream responses, trailers; see [`hide_forbidden`]), so a
+/// guest that copies one message's headers into another never meets
+/// `forbidden`. The request's authority stays available through
+/// `authority()`. wasmtime's own host behaves the same way, and guest
+/// libraries (wstd, componentize-js proxies) rely on it.
 pub const FORBIDDEN_HEADERS: &[&str] = &[
     "connection",
     "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
     "proxy-connection",
     "transfer-encoding",
     "upgrade",
@@ -241,6 +251,14 @@ pub fn strip_forbidden(map: &mut HeaderMap) -> usize {
         }
     }
     dropped
+}
+
+/// Removes the [`FORBIDDEN_HEADERS`] from a header block that came from the
+/// network (an incoming request, an upstream response, trailers) before a
+/// guest sees it.
+pub fn hide_forbidden(mut map: HeaderMap) -> HeaderMap {
+    strip_forbidden(&mut map);
+    map
 }
 
 /// Expands, inside an `impl HostFields for HttpCtxView` block of either

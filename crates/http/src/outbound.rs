@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use crate::body::HostBody;
 use crate::error::ErrorCode;
+use crate::uri::GuestPath;
 
 /// Timeouts a guest asked for with `request-options`, not yet clamped.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -49,8 +50,9 @@ pub struct OutgoingParts {
     pub scheme: Option<http::uri::Scheme>,
     /// The authority; required.
     pub authority: Option<http::uri::Authority>,
-    /// Path and query; `None` is sent as `/`.
-    pub path_with_query: Option<http::uri::PathAndQuery>,
+    /// Path and query; `None` is sent as `/`, a relative one from the root
+    /// (see [`GuestPath`]).
+    pub path_with_query: Option<GuestPath>,
     /// Headers, forbidden ones already stripped.
     pub headers: http::HeaderMap,
 }
@@ -58,7 +60,8 @@ pub struct OutgoingParts {
 impl OutgoingParts {
     /// Builds the request a client sends, rejecting what cannot be sent
     /// before any connection is attempted: a scheme other than http(s)
-    /// (`HTTP-protocol-error`), no authority (`HTTP-request-URI-invalid`),
+    /// (`HTTP-protocol-error`), no authority or one with userinfo
+    /// (`HTTP-request-URI-invalid`),
     /// `CONNECT` (`HTTP-request-method-invalid`), a malformed
     /// `Content-Length` (`HTTP-request-body-size`).
     pub fn into_request(self, body: HostBody) -> Result<http::Request<HostBody>, ErrorCode> {
@@ -68,14 +71,19 @@ impl OutgoingParts {
             return Err(ErrorCode::HttpProtocolError);
         }
         let authority = self.authority.ok_or(ErrorCode::HttpRequestUriInvalid)?;
+        if crate::uri::has_userinfo(&authority) {
+            tracing::info!("outgoing request refused: its authority carries userinfo");
+            return Err(ErrorCode::HttpRequestUriInvalid);
+        }
         if self.method == http::Method::CONNECT {
             return Err(ErrorCode::HttpRequestMethodInvalid);
         }
         crate::body::content_length(&self.headers)
             .map_err(|_| ErrorCode::HttpRequestBodySize(None))?;
-        let path = self
-            .path_with_query
-            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+        let path = self.path_with_query.map_or_else(
+            || http::uri::PathAndQuery::from_static("/"),
+            GuestPath::into_target,
+        );
         let uri = http::Uri::builder()
             .scheme(scheme)
             .authority(authority)

@@ -41,7 +41,10 @@ fn step(frame: Option<Result<http_body::Frame<Bytes>, ErrorCode>>) -> Step {
         Some(Err(err)) => Step::End(Err(err)),
         Some(Ok(frame)) => match frame.into_data() {
             Ok(data) => Step::Data(data),
-            Err(frame) => Step::End(Ok(frame.into_trailers().ok())),
+            Err(frame) => Step::End(Ok(frame
+                .into_trailers()
+                .ok()
+                .map(crate::fields::hide_forbidden))),
         },
     }
 }

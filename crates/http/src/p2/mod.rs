@@ -15,9 +15,20 @@
 //!   with a message naming the limit (as wasmtime does; WASI#889) rather than
 //!   returning a misleading `invalid-syntax`.
 //! * **Forbidden headers** ([`FORBIDDEN_HEADERS`](crate::fields::FORBIDDEN_HEADERS))
-//!   return `forbidden` from `set`/`append`/`delete`/`from-list`, and are
-//!   stripped from any fields that become an outgoing message or trailers
-//!   (e.g. a clone of the incoming headers).
+//!   return `forbidden` from `set`/`append`/`delete`/`from-list`, are
+//!   stripped from any fields that become an outgoing message or trailers,
+//!   and are never shown to guests: incoming requests, upstream responses
+//!   and trailers arrive without them (the authority stays in
+//!   `authority()`), so copying headers from one message to another works.
+//! * **Paths.** `set-path-with-query(some(""))` is `/` (WASI#780); relative
+//!   forms are kept as set and sent from the root (see
+//!   [`GuestPath`](crate::uri::GuestPath)).
+//! * **Authorities** may carry userinfo when set (and read back); a request
+//!   carrying it is refused with `HTTP-request-URI-invalid` when sent.
+//! * **Outgoing concurrency.** Past the per-invocation cap, requests wait
+//!   for a slot (at most their first-byte timeout, then
+//!   `connection-timeout`); only the per-invocation total is a hard
+//!   `connection-limit-reached`.
 //! * **`send-informational`** returns `internal-error` explaining that the
 //!   host does not send 1xx responses; it never traps.
 //! * **Status codes.** `set-status-code` accepts 100–599; a response handed to

@@ -1,7 +1,7 @@
 //! Host representations of the `wasi:http@0.2` message resources.
 
 use http::HeaderMap;
-use http::uri::{Authority, PathAndQuery, Scheme};
+use http::uri::{Authority, Scheme};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -31,7 +31,8 @@ pub struct IncomingRequest {
 
 impl IncomingRequest {
     /// Splits an `http::Request` whose URI is absolute (or at least carries
-    /// the parts known) into the resource representation.
+    /// the parts known) into the resource representation. Forbidden headers
+    /// (`host`, hop-by-hop fields) are dropped: guests never see them.
     pub fn from_http(request: http::Request<HostBody>) -> Self {
         let (parts, body) = request.into_parts();
         Self {
@@ -39,7 +40,7 @@ impl IncomingRequest {
             scheme: parts.uri.scheme().cloned(),
             authority: parts.uri.authority().map(|a| a.as_str().to_owned()),
             path_with_query: parts.uri.path_and_query().map(|p| p.as_str().to_owned()),
-            headers: parts.headers,
+            headers: crate::fields::hide_forbidden(parts.headers),
             body: Some(body),
         }
     }
@@ -114,7 +115,7 @@ pub struct OutgoingRequest {
     pub(crate) method: http::Method,
     pub(crate) scheme: Option<Scheme>,
     pub(crate) authority: Option<Authority>,
-    pub(crate) path_with_query: Option<PathAndQuery>,
+    pub(crate) path_with_query: Option<crate::uri::GuestPath>,
     pub(crate) headers: HeaderMap,
     pub(crate) body: BodySlot,
 }
@@ -137,8 +138,6 @@ pub struct IncomingResponse {
 #[derive(Debug)]
 pub struct FutureIncomingResponse {
     pub(crate) state: FutureResponseState,
-    /// Held until the response head arrives or the guest drops the future.
-    pub(crate) in_flight: Option<crate::ctx::InFlight>,
 }
 
 #[derive(Debug)]
@@ -168,7 +167,6 @@ impl wasmtime_wasi_io::poll::Pollable for FutureIncomingResponse {
                 ))),
             };
             self.state = FutureResponseState::Ready(result);
-            self.in_flight = None;
         }
     }
 }

@@ -404,6 +404,7 @@ impl<D: 'static> FutureProducer<D> for HostTrailersProducer<D> {
         let value = match outcome {
             Ok(Ok(Some(map))) => {
                 let view = (self.getter)(store.data_mut());
+                let map = crate::fields::hide_forbidden(map);
                 Ok(Some(view.table.push(FieldMap::new_immutable(map))?))
             }
             Ok(Ok(None)) => Ok(None),

@@ -25,6 +25,9 @@
 //! * **Transmission futures** (from `request.new` / `response.new`) resolve
 //!   `ok` only once the receiver took the whole body; a message dropped
 //!   unsent resolves with `internal-error`, never `ok`.
+//! * **An imported `handler` with nothing after it** (a lone middleware, or
+//!   a service built against the 0.3 release candidates) is the outgoing
+//!   client: see [`add_handler_import_to_linker`].
 //! * **`get-headers`** returns an immutable copy that is not a child of the
 //!   message, so consuming the message never traps on a live headers handle.
 
@@ -38,6 +41,7 @@ use wasmtime::component::{Linker, ResourceTableError};
 
 use crate::ctx::{Http, HttpView};
 
+pub use self::host::handler::{HANDLER_INTERFACE, add_handler_import_to_linker};
 pub use self::types::{Request, RequestOptions, Response};
 
 /// A `request-options-error` for the guest, or a trap.

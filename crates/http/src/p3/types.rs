@@ -1,10 +1,11 @@
 //! Host representations of the `wasi:http@0.3.0` resources.
 
 use http::HeaderMap;
-use http::uri::{PathAndQuery, Scheme};
+use http::uri::Scheme;
 
 use crate::outbound::RequestTimeouts;
 use crate::p3::body::Body;
+use crate::uri::GuestPath;
 
 /// A `request`: from the network (host body) or built by a guest.
 #[derive(Debug)]
@@ -16,7 +17,7 @@ pub struct Request {
     /// Host and optional port; always present on requests from the network.
     pub authority: Option<http::uri::Authority>,
     /// Path and query; `None` is sent as `/`.
-    pub path_with_query: Option<PathAndQuery>,
+    pub path_with_query: Option<GuestPath>,
     /// Headers (immutable once part of the request).
     pub headers: HeaderMap,
     /// Options the guest attached (immutable once attached).
@@ -27,15 +28,16 @@ pub struct Request {
 
 impl Request {
     /// A request from the network: its URI should be absolute, so the guest
-    /// sees scheme and authority.
+    /// sees scheme and authority. Forbidden headers (`host`, hop-by-hop
+    /// fields) are dropped: guests never see them.
     pub fn from_http(request: http::Request<crate::HostBody>) -> Self {
         let (parts, body) = request.into_parts();
         Self {
             method: parts.method,
             scheme: parts.uri.scheme().cloned(),
             authority: parts.uri.authority().cloned(),
-            path_with_query: parts.uri.path_and_query().cloned(),
-            headers: parts.headers,
+            path_with_query: parts.uri.path_and_query().cloned().map(GuestPath::from),
+            headers: crate::fields::hide_forbidden(parts.headers),
             options: None,
             body: Body::Host {
                 body,

@@ -1,4 +1,5 @@
-//! `wasi:http/outgoing-handler@0.2`: validate, then hand to the outbound seam.
+//! `wasi:http/outgoing-handler@0.2`: validate, queue under the per-invocation
+//! concurrency cap, then hand to the outbound seam.
 
 use http_body_util::BodyExt;
 use wasmtime::component::Resource;
@@ -31,14 +32,18 @@ impl outgoing_handler::Host for HttpCtxView<'_> {
             headers: std::mem::take(&mut request.headers),
         };
         let request = parts.into_request(request.body.take_body().boxed())?;
-        let (client, in_flight) = self
+        let (client, slot) = self
             .ctx
-            .admit_outgoing(request.uri())
+            .admit_outgoing(request.uri(), &timeouts)
             .map_err(HttpError::Code)?;
-        let task = tokio::spawn(client.send(request, timeouts));
+        // The slot is held until the response head arrives (or the guest
+        // drops the future, which aborts the task).
+        let task = tokio::spawn(async move {
+            let _slot = slot.acquire().await?;
+            client.send(request, timeouts).await
+        });
         Ok(self.table.push(FutureIncomingResponse {
             state: FutureResponseState::Pending(task),
-            in_flight: Some(in_flight),
         })?)
     }
 }

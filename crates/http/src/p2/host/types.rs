@@ -219,7 +219,7 @@ impl wit::HostOutgoingRequest for HttpCtxView<'_> {
         authority: Option<String>,
     ) -> wasmtime::Result<Result<(), ()>> {
         let Some(parsed) =
-            crate::uri::parse_optional(authority.as_deref(), crate::uri::parse_authority)
+            crate::uri::parse_optional(authority.as_deref(), crate::uri::parse_guest_authority)
         else {
             return Ok(Err(()));
         };
@@ -579,7 +579,7 @@ impl wit::HostFutureIncomingResponse for HttpCtxView<'_> {
                 let (parts, body) = response.into_parts();
                 let resp = IncomingResponse {
                     status: parts.status,
-                    headers: parts.headers,
+                    headers: crate::fields::hide_forbidden(parts.headers),
                     body: Some(body),
                 };
                 Ok(Some(Ok(Ok(self.table.push(resp)?))))

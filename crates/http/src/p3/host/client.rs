@@ -43,25 +43,30 @@ impl<T: Send + 'static> client::HostWithStore<T> for Http {
             // Check the head before wiring the body, so a refused request
             // never reports its body as sent.
             let probe = parts.into_request(crate::body::empty_host_body())?;
-            let (client, in_flight) = access
+            let timeouts = options.unwrap_or_default();
+            let (client, slot) = access
                 .get()
                 .ctx
-                .admit_outgoing(probe.uri())
+                .admit_outgoing(probe.uri(), &timeouts)
                 .map_err(HttpError::Code)?;
             let (body, _abort) =
                 body.into_guest_body(&mut access, getter, content_length, BodyKind::Request)?;
             let request = probe.map(|_| host_body(body));
-            let timeouts = options.unwrap_or_default();
-            Ok((client.send(request, timeouts), in_flight))
+            Ok((client, request, timeouts, slot))
         })?;
-        let (pending, in_flight) = sending;
-        let response = pending.await.map_err(HttpError::Code)?;
-        drop(in_flight);
+        let (client, request, timeouts, slot) = sending;
+        // Wait for a slot under the concurrency cap; hold it until the head.
+        let permit = slot.acquire().await.map_err(HttpError::Code)?;
+        let response = client
+            .send(request, timeouts)
+            .await
+            .map_err(HttpError::Code)?;
+        drop(permit);
         let (parts, body) = response.into_parts();
         store.with(|mut access| {
             let response = Response {
                 status: parts.status,
-                headers: parts.headers,
+                headers: crate::fields::hide_forbidden(parts.headers),
                 body: Body::Host {
                     body,
                     delivered: None,

@@ -2,4 +2,5 @@
 //! WIT interface.
 
 mod client;
+pub(crate) mod handler;
 mod types;

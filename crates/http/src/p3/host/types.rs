@@ -175,7 +175,7 @@ impl wit::HostRequest for HttpCtxView<'_> {
         authority: Option<String>,
     ) -> wasmtime::Result<Result<(), ()>> {
         let Some(parsed) =
-            crate::uri::parse_optional(authority.as_deref(), crate::uri::parse_authority)
+            crate::uri::parse_optional(authority.as_deref(), crate::uri::parse_guest_authority)
         else {
             return Ok(Err(()));
         };
