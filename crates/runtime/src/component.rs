@@ -18,7 +18,7 @@ use crate::preinit::PreInitError;
 use crate::store::StoreState;
 
 /// The interface a wasi:http@0.3 handler exports (and a middleware imports).
-pub const P3_HANDLER: &str = "wasi:http/handler@0.3.0";
+pub const P3_HANDLER: &str = berth_http::p3::HANDLER_INTERFACE;
 
 /// Any 0.3.x handler (guests built against a later 0.3 patch release link
 /// by semver against the 0.3.0 host).
@@ -34,7 +34,8 @@ pub enum World {
     /// `wasi:http/service@0.3.0`: exports `handler`.
     Service03,
     /// `wasi:http/middleware@0.3.0`: exports `handler` and imports the next
-    /// one.
+    /// one (the next component's, or, for the last component of an app,
+    /// berth's outgoing client).
     Middleware03,
 }
 
@@ -98,8 +99,8 @@ const CORE_MODULE_VERSION: &[u8] = &[0x01, 0x00, 0x00, 0x00];
 
 /// Builds the linker every component is checked against: wasmtime-wasi's p2
 /// interfaces (io, clocks, random, cli, filesystem, sockets; all without
-/// ambient authority) and our `wasi:http` 0.2 host, plus, when the engine
-/// has concurrency, the p3 versions of both. The versions do not collide:
+/// ambient authority), our `wasi:http` 0.2 host and `wasi:config/store`,
+/// plus, when the engine has concurrency, the p3 versions of both. The versions do not collide:
 /// `@0.2.x` and `@0.3.0` are different interfaces.
 pub fn build_linker(
     engine: &Engine,
@@ -108,6 +109,7 @@ pub fn build_linker(
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(LoadError::Engine)?;
     berth_http::p2::add_to_linker(&mut linker).map_err(LoadError::Engine)?;
+    crate::wasi_config::add_to_linker(&mut linker).map_err(LoadError::Engine)?;
     if concurrency == Concurrency::Enabled {
         wasmtime_wasi::p3::add_to_linker(&mut linker).map_err(LoadError::Engine)?;
         berth_http::p3::add_to_linker(&mut linker).map_err(LoadError::Engine)?;
@@ -120,36 +122,35 @@ pub fn build_linker(
 /// wasi:http@0.3 handler (or cannot be read, so that compiling reports the
 /// real problem).
 pub fn concurrency_for(sources: &[Source<'_>]) -> Concurrency {
-    if sources
-        .iter()
-        .any(|s| exports_p3_handler(s.bytes).unwrap_or(true))
-    {
+    let exports_p3_handler = |bytes: &[u8]| {
+        top_level_exports(bytes).is_none_or(|names| names.iter().any(|n| is_p3_handler(n)))
+    };
+    if sources.iter().any(|s| exports_p3_handler(s.bytes)) {
         Concurrency::Enabled
     } else {
         Concurrency::Disabled
     }
 }
 
-/// Whether a component's top-level exports include a 0.3 handler; `None`
-/// when the bytes do not parse.
-fn exports_p3_handler(bytes: &[u8]) -> Option<bool> {
+/// The names a component exports at its top level, read from its export
+/// sections without compiling it; `None` when the bytes do not parse.
+pub(crate) fn top_level_exports(bytes: &[u8]) -> Option<Vec<String>> {
     use wasmparser::{Parser, Payload};
     let mut depth = 0usize;
+    let mut names = Vec::new();
     for payload in Parser::new(0).parse_all(bytes) {
         match payload.ok()? {
             Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
             Payload::End(_) => depth = depth.saturating_sub(1),
             Payload::ComponentExportSection(exports) if depth == 0 => {
                 for export in exports {
-                    if is_p3_handler(export.ok()?.name.name) {
-                        return Some(true);
-                    }
+                    names.push(export.ok()?.name.name.to_owned());
                 }
             }
             _ => {}
         }
     }
-    Some(false)
+    Some(names)
 }
 
 /// One component to load: its bytes and how to name it in errors (a path,
@@ -209,14 +210,6 @@ pub fn load(
             chain,
         });
     }
-    if *last_world == World::Middleware03 {
-        return Err(LoadError::Chain {
-            reason: format!(
-                "{last_what} is a wasi:http/middleware component: it imports `{P3_HANDLER}` and \
-                 needs a component after it to forward to (berth serve middleware.wasm app.wasm)"
-            ),
-        });
-    }
     for (_, world, what) in middlewares {
         if *world != World::Middleware03 {
             return Err(LoadError::Chain {
@@ -232,6 +225,11 @@ pub fn load(
         let mut stage_linker = linker.clone();
         if index + 1 < compiled.len() {
             link_next(&mut stage_linker, index + 1).map_err(|source| link_error(what, source))?;
+        } else if *last_world == World::Middleware03 {
+            // Nothing after it: what it forwards goes out through the client.
+            berth_http::p3::add_handler_import_to_linker(&mut stage_linker)
+                .map_err(|source| link_error(what, source))?;
+            tracing::info!(component = %what, "handler import -> outgoing client");
         }
         let instance_pre = stage_linker
             .instantiate_pre(component)

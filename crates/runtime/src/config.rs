@@ -75,6 +75,8 @@ pub struct RuntimeConfig {
     pub epoch_tick: Duration,
     /// Environment variables the guest sees (it sees nothing else).
     pub env: Vec<(String, String)>,
+    /// Values components read through `wasi:config/store`.
+    pub config_vars: crate::wasi_config::ConfigVars,
     /// Bound on each guest-built `fields` block.
     pub fields_size_limit: usize,
     /// Guest stdout + stderr bytes logged per request.
@@ -124,6 +126,7 @@ impl Default for RuntimeConfig {
             max_instances: DEFAULT_MAX_INSTANCES,
             epoch_tick: DEFAULT_EPOCH_TICK,
             env: Vec::new(),
+            config_vars: Default::default(),
             fields_size_limit: berth_http::fields::DEFAULT_FIELDS_SIZE_LIMIT,
             log_limit: DEFAULT_LOG_LIMIT,
             pooling: true,

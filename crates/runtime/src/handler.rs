@@ -36,7 +36,14 @@ pub(crate) fn new_store(
     http: HttpCtx,
     request_id: u64,
 ) -> Store<StoreState> {
-    let mut store = Store::new(engine, StoreState::new(config, http, request_id));
+    store_with_limits(engine, StoreState::new(config, http, request_id))
+}
+
+/// Creates a store for `state` with its limits wired in: memory and tables
+/// through the limiter, CPU time through the call hook and the epoch
+/// callback (which also yields to the async runtime every tick).
+pub(crate) fn store_with_limits(engine: &wasmtime::Engine, state: StoreState) -> Store<StoreState> {
+    let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.limiter);
     store.call_hook(|mut ctx, hook| {
         let cpu = &mut ctx.data_mut().cpu;

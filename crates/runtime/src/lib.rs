@@ -20,6 +20,7 @@
 //! cap on live resource handles.
 
 pub mod cache;
+pub mod command;
 pub mod component;
 mod concurrent;
 pub mod config;
@@ -31,6 +32,7 @@ mod pool;
 pub mod preinit;
 pub mod stdio;
 pub mod store;
+pub mod wasi_config;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

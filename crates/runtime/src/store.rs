@@ -7,6 +7,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use crate::config::RuntimeConfig;
 use crate::limits::{CpuMeter, InstanceLimiter};
 use crate::stdio::{GuestLog, LogStream};
+use crate::wasi_config::{ConfigVars, ConfigView};
 
 /// The data of a per-request `Store`: WASI and `wasi:http` state sharing one
 /// resource table, plus the limits that apply to this instance.
@@ -18,6 +19,7 @@ pub struct StoreState {
     pub(crate) cpu: CpuMeter,
     stdout: GuestLog,
     stderr: GuestLog,
+    config_vars: ConfigVars,
     /// The `handle` export of each wasi:http@0.3 chain stage instantiated
     /// in this store (see [`crate::component`]).
     chain: Vec<crate::component::HandleFunc>,
@@ -34,16 +36,36 @@ impl StoreState {
         wasi.envs(&config.env)
             .stdout(stdout.clone())
             .stderr(stderr.clone());
+        Self::with_logs(config, http, wasi.build(), stdout, stderr)
+    }
+
+    /// State around a WASI context built by the caller (a command's, with
+    /// its arguments, preopens and inherited stdio); the limits, `wasi:http`
+    /// state and `wasi:config` values still come from `config`.
+    pub fn with_wasi(config: &RuntimeConfig, http: HttpCtx, wasi: WasiCtx) -> Self {
+        let stdout = GuestLog::new(0, LogStream::Stdout, config.log_limit);
+        let stderr = GuestLog::new(0, LogStream::Stderr, config.log_limit);
+        Self::with_logs(config, http, wasi, stdout, stderr)
+    }
+
+    fn with_logs(
+        config: &RuntimeConfig,
+        http: HttpCtx,
+        wasi: WasiCtx,
+        stdout: GuestLog,
+        stderr: GuestLog,
+    ) -> Self {
         let mut table = ResourceTable::new();
         table.set_max_capacity(config.resource_limit);
         Self {
-            wasi: wasi.build(),
+            wasi,
             table,
             http,
             limiter: InstanceLimiter::new(config.memory_limit, config.table_elements_limit),
             cpu: CpuMeter::new(config.cpu_time_limit),
             stdout,
             stderr,
+            config_vars: config.config_vars.clone(),
             chain: Vec::new(),
         }
     }
@@ -100,5 +122,11 @@ impl HttpView for StoreState {
             ctx: &mut self.http,
             table: &mut self.table,
         }
+    }
+}
+
+impl ConfigView for StoreState {
+    fn config_vars(&mut self) -> &ConfigVars {
+        &self.config_vars
     }
 }
