@@ -118,7 +118,7 @@ impl Drop for AccessLog {
 #[derive(Debug)]
 enum Inner {
     Guest {
-        /// Frames read ahead while the head was held (see [`declare_trailers`]).
+        /// Frames read ahead while the head was held (see [`hold_head`]).
         held: VecDeque<Result<Frame<Bytes>, ErrorCode>>,
         /// The rest of the body; `None` once it ended.
         rest: Option<GuestBody>,
@@ -249,70 +249,93 @@ impl Body for ResponseBody {
     }
 }
 
-/// Longest the head of an HTTP/1.1 response is held to learn the names of
-/// undeclared trailers (see [`declare_trailers`]).
-pub const TRAILER_HOLD_TIME: Duration = Duration::from_millis(200);
+/// Longest the head of a response is held back: to learn whether its body
+/// fails at once (then the client gets an error response instead of a
+/// silent close) and, on HTTP/1.1, the names of undeclared trailers (see
+/// [`hold_head`]).
+pub const HEAD_HOLD_TIME: Duration = Duration::from_millis(200);
 
-/// Most body bytes read ahead while the head is held.
+/// Most body bytes read ahead while the head is held for trailers.
 pub const TRAILER_HOLD_BYTES: usize = 64 * 1024;
 
-/// Whether an HTTP/1.1 exchange needs [`declare_trailers`]: the client
-/// accepts trailers (`TE: trailers`) and the guest neither declared them
-/// (`Trailer`) nor fixed the length (`Content-Length`, which rules out
-/// chunked framing and with it trailers).
+/// Whether an HTTP/1.1 exchange needs its head held until the body ends:
+/// the client accepts trailers (`TE: trailers`) and the guest neither
+/// declared them (`Trailer`) nor fixed the length (`Content-Length`, which
+/// rules out chunked framing and with it trailers).
 pub fn needs_trailer_declaration(request_te_trailers: bool, response: &http::HeaderMap) -> bool {
     request_te_trailers
         && !response.contains_key(http::header::TRAILER)
         && !response.contains_key(http::header::CONTENT_LENGTH)
 }
 
-/// hyper's HTTP/1.1 encoder sends only trailers named in the response's
-/// `Trailer` header, which must go out with the head, before the guest has
-/// produced its trailers. So hold the head for a bounded time and bytes: if
-/// the body ends meanwhile, declare the trailers it ended with. A body that
-/// is larger or slower is sent as is, and its undeclared trailers are lost
-/// on HTTP/1.1 (HTTP/2 always carries them), with a log line.
-pub async fn declare_trailers(
+/// How long [`hold_head`] holds a response head back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hold {
+    /// Until the body's first frame (or its end, or its failure).
+    FirstFrame,
+    /// Until the body ends, to declare the trailers it ended with (hyper's
+    /// HTTP/1.1 encoder sends only trailers named in the `Trailer` header,
+    /// which goes out with the head).
+    End,
+}
+
+/// Holds a guest's response head back for at most [`HEAD_HOLD_TIME`] (and,
+/// with [`Hold::End`], [`TRAILER_HOLD_BYTES`] of body) while reading the
+/// body ahead, so that hyper sends the head with the first bytes. If the
+/// body fails meanwhile, nothing has reached the client yet: the error is
+/// returned and the caller answers with an error response instead of a
+/// connection that closes with no status (a guest that sets a response and
+/// then traps or drops its body unfinished). A body that is slower is sent
+/// as is; its later failure aborts the response, and with [`Hold::End`] its
+/// undeclared trailers are lost on HTTP/1.1 (HTTP/2 always carries them).
+pub async fn hold_head(
     response: http::Response<GuestBody>,
     request_id: u64,
-) -> http::Response<ResponseBody> {
+    hold: Hold,
+) -> Result<http::Response<ResponseBody>, ErrorCode> {
+    use futures::FutureExt;
     let (mut parts, mut body) = response.into_parts();
     let mut held = VecDeque::new();
     let mut bytes = 0usize;
-    let mut ended = false;
-    let deadline = tokio::time::sleep(TRAILER_HOLD_TIME);
-    tokio::pin!(deadline);
-    while bytes < TRAILER_HOLD_BYTES {
-        let frame = tokio::select! {
-            frame = body.frame() => frame,
-            () = &mut deadline => break,
+    let mut ended = body.is_end_stream();
+    // Most bodies have their first frame ready: no timer for those.
+    let mut deadline = None;
+    while !ended && bytes < TRAILER_HOLD_BYTES {
+        let frame = match body.frame().now_or_never() {
+            Some(frame) => frame,
+            None => {
+                let timer =
+                    deadline.get_or_insert_with(|| Box::pin(tokio::time::sleep(HEAD_HOLD_TIME)));
+                tokio::select! {
+                    frame = body.frame() => frame,
+                    () = timer.as_mut() => break,
+                }
+            }
         };
         match frame {
-            None => {
-                ended = true;
-                break;
-            }
+            None => ended = true,
+            Some(Err(err)) => return Err(err),
             Some(Ok(frame)) => {
                 if let Some(trailers) = frame.trailers_ref() {
-                    let names: Vec<&str> = trailers.keys().map(|n| n.as_str()).collect();
-                    if let Ok(value) = http::HeaderValue::from_str(&names.join(", ")) {
-                        parts.headers.insert(http::header::TRAILER, value);
+                    if hold == Hold::End {
+                        let names: Vec<&str> = trailers.keys().map(|n| n.as_str()).collect();
+                        if let Ok(value) = http::HeaderValue::from_str(&names.join(", ")) {
+                            parts.headers.insert(http::header::TRAILER, value);
+                        }
                     }
-                    held.push_back(Ok(frame));
                     ended = true;
+                } else {
+                    bytes += frame.data_ref().map_or(0, |d| d.len());
+                }
+                held.push_back(Ok(frame));
+                if hold == Hold::FirstFrame {
                     break;
                 }
-                bytes += frame.data_ref().map_or(0, |d| d.len());
-                held.push_back(Ok(frame));
-            }
-            Some(Err(err)) => {
-                held.push_back(Err(err));
-                ended = true;
-                break;
+                ended = ended || body.is_end_stream();
             }
         }
     }
-    if !ended {
+    if hold == Hold::End && !ended {
         tracing::debug!(
             request_id,
             "response head sent before the body ended; undeclared trailers cannot follow on HTTP/1.1"
@@ -326,5 +349,5 @@ pub async fn declare_trailers(
         log: None,
         tripwire: None,
     };
-    http::Response::from_parts(parts, body)
+    Ok(http::Response::from_parts(parts, body))
 }

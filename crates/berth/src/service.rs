@@ -17,8 +17,7 @@ use http_body_util::BodyExt;
 use crate::limits::{BodyLimits, LimitedBody, Tripwire};
 use crate::request::normalize;
 use crate::response::{
-    AccessLog, ResponseBody, declare_trailers, error_response, needs_trailer_declaration,
-    status_for,
+    AccessLog, Hold, ResponseBody, error_response, hold_head, needs_trailer_declaration, status_for,
 };
 
 /// Serves requests with a component. Cheap to clone; `Error = Infallible`
@@ -152,12 +151,26 @@ where
             match result {
                 Ok(response) => {
                     let status = response.status();
-                    let response = if needs_trailer_declaration(te_trailers, response.headers()) {
-                        declare_trailers(response, id).await
+                    let hold = if needs_trailer_declaration(te_trailers, response.headers()) {
+                        Hold::End
                     } else {
-                        response.map(ResponseBody::guest)
+                        Hold::FirstFrame
                     };
-                    Ok(response.map(|b| b.abort_on(tripwire).with_log(log, status)))
+                    match hold_head(response, id, hold).await {
+                        Ok(response) => {
+                            Ok(response.map(|b| b.abort_on(tripwire).with_log(log, status)))
+                        }
+                        Err(code) => {
+                            // Nothing reached the client yet: say so properly.
+                            let status = http::StatusCode::INTERNAL_SERVER_ERROR;
+                            tracing::error!(
+                                request_id = id,
+                                error = %code,
+                                "response body failed before the head was sent: answering {status}"
+                            );
+                            Ok(error_response(status, id).map(|b| b.with_log(log, status)))
+                        }
+                    }
                 }
                 Err(err) => {
                     let status = status_for(&err);
