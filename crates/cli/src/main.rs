@@ -2,7 +2,8 @@
 //!
 //! Exit codes: 0 on success (including a clean shutdown after a signal),
 //! 1 when the command fails (bad component, address in use, bad flags),
-//! 2 for usage errors reported by the argument parser.
+//! 2 for usage errors reported by the argument parser. `berth run` exits
+//! with its command's code (134 when the command traps).
 
 use std::process::ExitCode;
 
@@ -24,7 +25,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init();
     match cli.command.execute() {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(err) => {
             eprintln!("error: {}", describe(&err));
             ExitCode::FAILURE

@@ -7,7 +7,7 @@ use berth::RuntimeConfig;
 use berth_runtime::cache::{self, CacheOutcome};
 use berth_runtime::{component, engine};
 
-use super::serve::CacheArgs;
+use super::args::CacheArgs;
 
 /// Compile a component into the cache.
 #[derive(Debug, clap::Args)]

@@ -1,6 +1,8 @@
 //! Subcommands.
 
+mod args;
 mod compile;
+mod run;
 mod serve;
 
 /// What `berth` can do.
@@ -11,13 +13,20 @@ pub(crate) enum Command {
     /// Compile a component ahead of time into the cache, so `serve` starts
     /// without compiling.
     Compile(compile::CompileCommand),
+    /// Run a wasi:cli command component (0.2.x or 0.3.0) to its end, with
+    /// berth's wasi:http host for its outgoing requests; exits with its
+    /// exit code.
+    Run(Box<run::RunCommand>),
 }
 
 impl Command {
-    pub(crate) fn execute(self) -> anyhow::Result<()> {
+    /// Runs the subcommand; `run` exits with its command's exit code.
+    pub(crate) fn execute(self) -> anyhow::Result<std::process::ExitCode> {
+        let done = std::process::ExitCode::SUCCESS;
         match self {
-            Command::Serve(cmd) => cmd.execute(),
-            Command::Compile(cmd) => cmd.execute(),
+            Command::Serve(cmd) => cmd.execute().map(|()| done),
+            Command::Compile(cmd) => cmd.execute().map(|()| done),
+            Command::Run(cmd) => cmd.execute(),
         }
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use berth::{Runtime, RuntimeConfig, ServerConfig, Source, WasiHttpService};
 
+use super::args::{CacheArgs, GuestArgs, OutboundArgs};
 use crate::demo::DEMO_COMPONENT;
 
 /// Serve a wasi:http component (0.2 `proxy` or 0.3 `service`), or a chain of
@@ -26,10 +27,8 @@ pub(crate) struct ServeCommand {
     #[arg(long, default_value = berth::config::DEFAULT_ADDR, env = "BERTH_ADDR")]
     addr: SocketAddr,
 
-    /// Set an environment variable for the guest (repeatable). The guest's
-    /// environment is otherwise empty.
-    #[arg(long = "env", value_name = "NAME=VALUE", value_parser = parse_env)]
-    env: Vec<(String, String)>,
+    #[command(flatten)]
+    guest: GuestArgs,
 
     /// CPU time a request may use, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = berth_runtime_default_cpu_ms())]
@@ -43,33 +42,8 @@ pub(crate) struct ServeCommand {
     #[arg(long, value_name = "MIB", default_value_t = (berth_runtime::config::DEFAULT_MEMORY_LIMIT >> 20) as u64)]
     memory_limit_mib: u64,
 
-    /// Let guests send requests to `HOST[:PORT]` (repeatable). Patterns:
-    /// `api.example.com`, `*.example.com`, `*`, or an IP (`127.0.0.1:8080`).
-    /// Outgoing requests are denied unless allowed; private, loopback and
-    /// link-local addresses are refused unless named by IP.
-    #[arg(long = "allow-outbound", value_name = "PATTERN")]
-    allow_outbound: Vec<berth::outbound::HostPattern>,
-
-    /// Trust the CA certificates in this PEM file for outgoing HTTPS
-    /// (repeatable), besides the webpki and system roots.
-    #[arg(long = "ca-file", value_name = "PATH")]
-    ca_files: Vec<PathBuf>,
-
-    /// Reach `HOST[:PORT]` with cleartext HTTP/2 (h2c prior knowledge).
-    #[arg(long = "h2c-outbound", value_name = "PATTERN")]
-    h2c_outbound: Vec<berth::outbound::HostPattern>,
-
-    /// Default connect timeout for outgoing requests, in milliseconds.
-    #[arg(long, value_name = "MS", default_value_t = berth::outbound::config::DEFAULT_CONNECT_TIMEOUT.as_millis() as u64)]
-    outbound_connect_timeout_ms: u64,
-
-    /// Default first-byte timeout for outgoing requests, in milliseconds.
-    #[arg(long, value_name = "MS", default_value_t = berth::outbound::config::DEFAULT_FIRST_BYTE_TIMEOUT.as_millis() as u64)]
-    outbound_first_byte_timeout_ms: u64,
-
-    /// Default between-bytes timeout for outgoing responses, in milliseconds.
-    #[arg(long, value_name = "MS", default_value_t = berth::outbound::config::DEFAULT_BETWEEN_BYTES_TIMEOUT.as_millis() as u64)]
-    outbound_between_bytes_timeout_ms: u64,
+    #[command(flatten)]
+    outbound: OutboundArgs,
 
     /// Reuse an instance for up to N requests in a row instead of a fresh
     /// instance per request. Faster, but guest memory (globals, heap) is
@@ -116,57 +90,12 @@ pub(crate) struct ServeCommand {
     drain_timeout_secs: u64,
 }
 
-/// This server's `CDN-Loop` identity: unique per process, so chains of
-/// different berth servers are not mistaken for loops.
-fn loop_identity() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!("berth-{:x}{:08x}", std::process::id(), nanos)
-}
-
-fn berth_runtime_default_cpu_ms() -> u64 {
+pub(crate) fn berth_runtime_default_cpu_ms() -> u64 {
     berth_runtime::config::DEFAULT_CPU_TIME_LIMIT.as_millis() as u64
 }
 
-fn berth_runtime_default_wall_ms() -> u64 {
+pub(crate) fn berth_runtime_default_wall_ms() -> u64 {
     berth_runtime::config::DEFAULT_WALL_TIME_LIMIT.as_millis() as u64
-}
-
-/// Where compiled components are cached.
-#[derive(Debug, clap::Args)]
-pub(crate) struct CacheArgs {
-    /// Directory of the compilation cache [default: ~/.cache/berth/aot].
-    /// It holds executable code: keep it writable only by berth's user.
-    #[arg(long, value_name = "DIR", env = "BERTH_CACHE_DIR")]
-    cache_dir: Option<PathBuf>,
-
-    /// Compile in memory; neither read nor write the cache (wins over
-    /// --cache-dir and BERTH_CACHE_DIR, so it works with either set).
-    #[arg(long)]
-    no_cache: bool,
-}
-
-impl CacheArgs {
-    /// The cache directory in effect, if any.
-    pub(crate) fn dir(&self) -> Option<PathBuf> {
-        if self.no_cache {
-            return None;
-        }
-        self.cache_dir.clone().or_else(|| {
-            let base = std::env::var_os("XDG_CACHE_HOME")
-                .map(PathBuf::from)
-                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-            Some(base.join("berth").join("aot"))
-        })
-    }
-}
-
-fn parse_env(text: &str) -> Result<(String, String), String> {
-    match text.split_once('=') {
-        Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
-        _ => Err(format!("expected NAME=VALUE, got {text:?}")),
-    }
 }
 
 impl ServeCommand {
@@ -176,7 +105,8 @@ impl ServeCommand {
             wall_time_limit: Duration::from_millis(self.wall_time_limit_ms),
             memory_limit: usize::try_from(self.memory_limit_mib << 20)
                 .context("--memory-limit-mib is too large")?,
-            env: self.env.clone(),
+            env: self.guest.env.clone(),
+            config_vars: self.guest.config_vars(),
             reuse: self.reuse,
             concurrent_requests: self.concurrent_requests,
             instance_requests: self.instance_requests,
@@ -229,17 +159,7 @@ impl ServeCommand {
             .map(|(_, what)| what.as_str())
             .collect::<Vec<_>>()
             .join(" -> ");
-        let outbound = berth::outbound::OutboundConfig {
-            allow: self.allow_outbound.clone(),
-            ca_files: self.ca_files.clone(),
-            h2c_hosts: self.h2c_outbound.clone(),
-            connect_timeout: Duration::from_millis(self.outbound_connect_timeout_ms),
-            first_byte_timeout: Duration::from_millis(self.outbound_first_byte_timeout_ms),
-            between_bytes_timeout: Duration::from_millis(self.outbound_between_bytes_timeout_ms),
-            loop_identity: loop_identity(),
-            ..Default::default()
-        };
-        let client = berth::outbound::DefaultClient::new(outbound)?;
+        let client = berth::outbound::DefaultClient::new(self.outbound.config())?;
         let runtime = Runtime::builder(runtime_config)
             .outbound(Arc::new(client))
             .build_chain(&sources)?;
