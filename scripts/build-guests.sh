@@ -10,7 +10,7 @@ built="$CARGO_TARGET_DIR/wasm32-wasip2/release"
 cargo build --quiet --locked --release --target wasm32-wasip2 --workspace
 out="$top/guests/prebuilt"
 mkdir -p "$out"
-for wasm in demo suite command proxy; do
+for wasm in demo suite command proxy run-probe; do
   cp "$built/$wasm.wasm" "$out/$wasm.wasm"
 done
 cp "$built/berth-guest-legacy.wasm" "$out/legacy.wasm"
@@ -24,7 +24,13 @@ for behaviour in prints traps loops; do
   cp "$built/init-misbehaves.wasm" "$out/init-$behaviour.wasm"
 done
 # wasi:http@0.3.0 guests (Component Model async).
-for wasm in p3-hello p3-suite p3-mw-header p3-mw-upper; do
+for wasm in p3-hello p3-suite p3-mw-header p3-mw-upper p3-forward p3-run p3-config; do
   cp "$built/$wasm.wasm" "$out/$wasm.wasm"
 done
+# Guests built with the common guest libraries from crates.io (interop).
+for wasm in wstd-proxy wasip3-echo-headers; do
+  cp "$built/$wasm.wasm" "$out/$wasm.wasm"
+done
+cp "$built/berth_guest_waki.wasm" "$out/waki-hello.wasm"
+cp "$built/berth_guest_spin.wasm" "$out/spin-hello.wasm"
 ls -l "$out"

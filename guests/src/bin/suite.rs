@@ -47,6 +47,14 @@ impl wasip2::exports::http::incoming_handler::Guest for Suite {
             }
             "/no-set" => drop(out),
             "/drop-body" => drop_body(out),
+            "/set-then-trap" => {
+                // As a componentize-js guest that throws: the response is
+                // set, then the guest fails before writing any of its body.
+                let resp = OutgoingResponse::new(Fields::new());
+                let _body = resp.body().unwrap();
+                ResponseOutparam::set(out, Ok(resp));
+                panic!("the suite guest fails after setting its response");
+            }
             "/cl-mismatch" => cl_mismatch(out),
             "/status" => {
                 let code: u16 = query_param(&path, "code").and_then(|c| c.parse().ok()).unwrap_or(200);
@@ -84,6 +92,7 @@ impl wasip2::exports::http::incoming_handler::Guest for Suite {
                 }
             }
             "/outgoing" => outgoing(out),
+            "/fanout" => fanout(&path, out),
             "/secret" => {
                 // Reports what an earlier request left in linear memory, then
                 // leaves a secret: instances must never carry it over.
@@ -305,6 +314,45 @@ fn outgoing(out: ResponseOutparam) {
     respond(out, 200, &[], text.as_bytes());
 }
 
+/// Sends `n` (query `n`, default 8) GET requests to
+/// `http://$UPSTREAM/slow` all at once, waits for every one, and reports
+/// how each ended (`200=8`, or error codes).
+fn fanout(path: &str, out: ResponseOutparam) {
+    let n: usize = query_param(path, "n").and_then(|n| n.parse().ok()).unwrap_or(8);
+    let upstream = std::env::var("UPSTREAM").unwrap_or_default();
+    let mut report = std::collections::BTreeMap::<String, u32>::new();
+    let mut pending = Vec::new();
+    for _ in 0..n {
+        let req = OutgoingRequest::new(Fields::new());
+        req.set_scheme(Some(&Scheme::Http)).unwrap();
+        req.set_authority(Some(&upstream)).unwrap();
+        req.set_path_with_query(Some("/slow")).unwrap();
+        match outgoing_handler::handle(req, None) {
+            Ok(future) => pending.push(future),
+            Err(e) => *report.entry(format!("{e:?}")).or_default() += 1,
+        }
+    }
+    while !pending.is_empty() {
+        let pollables: Vec<_> = pending.iter().map(|f| f.subscribe()).collect();
+        let refs: Vec<_> = pollables.iter().collect();
+        let ready = wasip2::io::poll::poll(&refs);
+        drop(pollables);
+        let mut ready: Vec<usize> = ready.into_iter().map(|i| i as usize).collect();
+        ready.sort_unstable_by(|a, b| b.cmp(a));
+        for index in ready {
+            let future = pending.swap_remove(index);
+            let key = match future.get() {
+                Some(Ok(Ok(response))) => response.status().to_string(),
+                Some(Ok(Err(e))) => format!("{e:?}"),
+                Some(Err(())) | None => "lost".to_string(),
+            };
+            *report.entry(key).or_default() += 1;
+        }
+    }
+    let text: String = report.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    respond(out, 200, &[], text.as_bytes());
+}
+
 /// Exercises every fields and message method with good and bad input;
 /// reports one `check: ok|FAIL` line each.
 fn fields_report(request: IncomingRequest, out: ResponseOutparam) {
@@ -328,7 +376,7 @@ fn fields_report(request: IncomingRequest, out: ResponseOutparam) {
             matches!(f.append("x", value), Err(HeaderError::InvalidSyntax)),
         );
     }
-    for name in ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "host", "http2-settings", "Host"] {
+    for name in ["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "transfer-encoding", "upgrade", "host", "http2-settings", "Host"] {
         check(&format!("{name} is forbidden (append)"), matches!(f.append(name, b"x"), Err(HeaderError::Forbidden)));
         check(&format!("{name} is forbidden (set)"), matches!(f.set(name, &[b"x".to_vec()]), Err(HeaderError::Forbidden)));
         check(
@@ -395,12 +443,22 @@ fn fields_report(request: IncomingRequest, out: ResponseOutparam) {
         && matches!(req.method(), Method::Other(m) if m == "PURGE"));
     check("bad scheme refused", req.set_scheme(Some(&Scheme::Other("1x".into()))).is_err());
     check("https scheme", req.set_scheme(Some(&Scheme::Https)).is_ok() && matches!(req.scheme(), Some(Scheme::Https)));
-    check("userinfo authority refused", req.set_authority(Some("user@host")).is_err());
+    check("userinfo authority kept", req.set_authority(Some("user@host")).is_ok()
+        && req.authority().as_deref() == Some("user@host"));
+    let with_userinfo = OutgoingRequest::new(Fields::new());
+    with_userinfo.set_authority(Some("user:pass@example.com")).unwrap();
+    check(
+        "userinfo is never sent",
+        matches!(outgoing_handler::handle(with_userinfo, None), Err(ErrorCode::HttpRequestUriInvalid)),
+    );
     check("empty port refused", req.set_authority(Some("example.com:")).is_err());
     check("bad port refused", req.set_authority(Some("example.com:abc")).is_err());
     check("authority ok", req.set_authority(Some("example.com:8080")).is_ok()
         && req.authority().as_deref() == Some("example.com:8080"));
-    check("path without slash refused", req.set_path_with_query(Some("noslash")).is_err());
+    check("relative path kept", req.set_path_with_query(Some("noslash")).is_ok()
+        && req.path_with_query().as_deref() == Some("noslash"));
+    check("empty path is /", req.set_path_with_query(Some("")).is_ok()
+        && req.path_with_query().as_deref() == Some("/"));
     check("path with space refused", req.set_path_with_query(Some("/a b")).is_err());
     check("path ok", req.set_path_with_query(Some("/p?q=1")).is_ok()
         && req.path_with_query().as_deref() == Some("/p?q=1"));

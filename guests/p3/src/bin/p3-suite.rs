@@ -7,7 +7,8 @@
 //!   as the response's, untouched.
 //! * `/client`: sends the request (method, body, trailers) on to the URL in
 //!   `x-upstream` through `wasi:http/client`, and returns the upstream's
-//!   response as its own (streamed).
+//!   response as its own (streamed). A URL without a path is sent with
+//!   `set-path-with-query(some(""))`.
 //! * `/trap-mid`: starts a body, then traps while writing it.
 //! * `/never`: starts a body and never finishes it (nor its trailers).
 //! * `/loop-after`: responds, then loops forever (post-return work).
@@ -106,9 +107,11 @@ impl Guest for Suite {
                     return Ok(text_response(400, "x-upstream missing\n".into()));
                 };
                 let (scheme, rest) = url.split_once("://").unwrap_or(("http", &url));
+                // No path in the URL: `some("")`, which the host sends as
+                // `/` (WebAssembly/WASI#780).
                 let (authority, path) = match rest.find('/') {
                     Some(i) => (&rest[..i], &rest[i..]),
-                    None => (rest, "/"),
+                    None => (rest, ""),
                 };
                 let method = request.get_method();
                 let (_, result) = wit_future::new(|| Ok(()));
@@ -220,7 +223,9 @@ async fn fields_report() -> String {
     let view = request.get_options().expect("options attached");
     line("options-kept", format!("{:?}", view.get_connect_timeout()));
     line("options-immutable", format!("{:?}", view.set_connect_timeout(None)));
-    line("bad-path", format!("{:?}", request.set_path_with_query(Some("no-slash"))));
+    line("bad-path", format!("{:?}", request.set_path_with_query(Some("/a b"))));
+    line("relative-path", format!("{:?} {:?}", request.set_path_with_query(Some("no-slash")), request.get_path_with_query()));
+    line("empty-path", format!("{:?} {:?}", request.set_path_with_query(Some("")), request.get_path_with_query()));
     line("bad-authority", format!("{:?}", request.set_authority(Some("a b"))));
     drop(view);
     drop(request);
