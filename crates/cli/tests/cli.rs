@@ -487,3 +487,139 @@ fn pre_init_of_a_component_without_a_start_up_export_is_a_clear_error() {
     // Each cause is said once.
     assert_eq!(err.matches("wizer-initialize").count(), 1, "{err}");
 }
+
+/// `berth run` with the given arguments; stdin is `input`.
+fn run(args: &[&str], input: &[u8]) -> std::process::Output {
+    let mut child = berth()
+        .arg("run")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("berth runs");
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().expect("berth finishes")
+}
+
+fn stdout_of(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn run_passes_arguments_and_environment_and_exits_with_the_guest_code() {
+    // wasi:cli/exit@0.2 carries success or failure only: a 0.2 command
+    // exiting with any non-zero code exits 1.
+    let probe = fixture("run-probe");
+    let output = run(
+        &[
+            "--env",
+            "GREETING=hej",
+            probe.to_str().unwrap(),
+            "env",
+            "7",
+            "--flag",
+        ],
+        b"",
+    );
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert_eq!(
+        stdout_of(&output),
+        "args=[\"env\", \"7\", \"--flag\"]\nGREETING=Some(\"hej\")\n"
+    );
+    let ok = run(&[probe.to_str().unwrap(), "env", "0"], b"");
+    assert_eq!(ok.status.code(), Some(0), "{ok:?}");
+    assert!(stdout_of(&ok).contains("GREETING=None"), "{ok:?}");
+}
+
+#[test]
+fn run_inherits_stdio() {
+    let probe = fixture("run-probe");
+    let output = run(&[probe.to_str().unwrap(), "stdin"], b"through stdin\n");
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(stdout_of(&output), "through stdin\n");
+}
+
+#[test]
+fn run_preopens_only_the_directories_given() {
+    let dir = std::env::temp_dir().join(format!("berth-run-dir-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("in.txt"), "shout\n").unwrap();
+    let probe = fixture("run-probe");
+    let mapping = format!("{}::/data", dir.display());
+    let output = run(&["--dir", &mapping, probe.to_str().unwrap(), "fs"], b"");
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("out.txt")).unwrap(),
+        "SHOUT\n"
+    );
+    // Without --dir there is no /data: the guest panics (a trap, 134).
+    let output = run(&[probe.to_str().unwrap(), "fs"], b"");
+    assert_eq!(output.status.code(), Some(134), "{output:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn run_reports_a_trap_on_stderr_and_exits_non_zero() {
+    let probe = fixture("run-probe");
+    let output = run(&[probe.to_str().unwrap(), "trap"], b"");
+    assert_eq!(output.status.code(), Some(134), "{output:?}");
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("run-probe.wasm trapped"), "{err}");
+    assert!(err.contains("run-probe traps on purpose"), "{err}");
+}
+
+#[test]
+fn run_sends_http_through_berths_client_under_the_egress_flags() {
+    let origin = tiny_origin();
+    for command in ["run-probe", "p3-run"] {
+        let wasm = fixture(command);
+        let mut args = vec![wasm.to_str().unwrap()];
+        if command == "run-probe" {
+            args.push("http");
+        }
+        args.extend([origin.as_str(), "/x"]);
+        // Denied by default, with berth's error code.
+        let denied = run(&args, b"");
+        assert!(!denied.status.success(), "{command}: {denied:?}");
+        assert!(
+            stdout_of(&denied).contains("error=ErrorCode::HttpRequestDenied"),
+            "{command}: {denied:?}"
+        );
+        let mut allowed_args = vec!["--allow-outbound", origin.as_str()];
+        allowed_args.extend(&args);
+        let allowed = run(&allowed_args, b"");
+        assert!(allowed.status.success(), "{command}: {allowed:?}");
+        assert_eq!(
+            stdout_of(&allowed),
+            "status=200\nbody=origin ok\n",
+            "{command}"
+        );
+    }
+}
+
+#[test]
+fn run_refuses_a_component_that_is_not_a_command() {
+    // waki builds a library component: an HTTP handler and no `run`.
+    let output = run(&[fixture("waki-hello").to_str().unwrap()], b"");
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("is not a command component"), "{err}");
+}
+
+#[test]
+fn config_var_flags_reach_wasi_config() {
+    let served = Served::start(&[
+        fixture("p3-config").to_str().unwrap(),
+        "--config-var",
+        "greeting=hello",
+        "--config-var",
+        "mode=a=b",
+    ]);
+    let response = served.get("/");
+    assert!(response.starts_with("HTTP/1.0 200"), "{response}");
+    assert!(
+        response.ends_with("greeting=Some(\"hello\")\nall=greeting=hello,mode=a=b\n"),
+        "{response}"
+    );
+}

@@ -77,3 +77,23 @@ async fn componentize_js_component_is_served() {
         );
     }
 }
+
+/// A componentize-js guest whose response body throws before its first
+/// byte: the client gets berth's error response (500 with the request id)
+/// instead of a connection closed with no status.
+#[tokio::test]
+async fn componentize_js_body_that_throws_is_a_500() {
+    let Some(bytes) = interop_component("js") else {
+        return;
+    };
+    let server = TestServer::start_bytes(&bytes, "js.wasm", test_config()).await;
+    for proto in PROTOS {
+        let (status, body) = get(&server, proto, "/throw").await;
+        assert_eq!(status, 500, "{proto:?}: {body}");
+        assert!(
+            body.starts_with("500 Internal Server Error (request "),
+            "{body}"
+        );
+    }
+    server.assert_idle().await;
+}

@@ -7,6 +7,7 @@
     reason = "test helpers fail the test on unexpected errors"
 )]
 
+mod compat;
 mod failures;
 mod hardening;
 mod interop;
