@@ -161,8 +161,11 @@ where
                             Ok(response.map(|b| b.abort_on(tripwire).with_log(log, status)))
                         }
                         Err(code) => {
-                            // Nothing reached the client yet: say so properly.
-                            let status = http::StatusCode::INTERNAL_SERVER_ERROR;
+                            // Nothing reached the client yet: say so properly
+                            // (and why, if the request body broke a limit).
+                            let status = tripwire
+                                .get()
+                                .map_or(http::StatusCode::INTERNAL_SERVER_ERROR, |b| b.status());
                             tracing::error!(
                                 request_id = id,
                                 error = %code,

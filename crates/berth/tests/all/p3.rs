@@ -167,21 +167,20 @@ async fn two_middlewares_in_front_of_echo_stream_end_to_end_with_trailers() {
     server.assert_idle().await;
 }
 
+/// Loads the fixtures `names` as one app, the request's first stop first.
+fn load_chain(names: &[&str]) -> Result<berth::Runtime, berth::LoadError> {
+    let bytes: Vec<Vec<u8>> = names.iter().map(|n| fixture(n)).collect();
+    let sources: Vec<berth::Source<'_>> = bytes
+        .iter()
+        .zip(names)
+        .map(|(bytes, what)| berth::Source { bytes, what })
+        .collect();
+    berth::Runtime::builder(test_config()).build_chain(&sources)
+}
+
 #[tokio::test]
 async fn chains_that_do_not_fit_are_rejected_at_load() {
-    let load = |names: &[&str]| {
-        let bytes: Vec<Vec<u8>> = names.iter().map(|n| fixture(n)).collect();
-        let sources: Vec<berth::Source<'_>> = bytes
-            .iter()
-            .zip(names)
-            .map(|(bytes, what)| berth::Source { bytes, what })
-            .collect();
-        berth::Runtime::builder(test_config())
-            .build_chain(&sources)
-            .map(|_| ())
-            .unwrap_err()
-            .to_string()
-    };
+    let load = |names: &[&str]| load_chain(names).map(|_| ()).unwrap_err().to_string();
     let err = load(&["p3-suite", "p3-hello"]);
     assert!(
         err.contains("p3-suite is a wasi:http@0.3.0 service"),
@@ -199,15 +198,7 @@ async fn chains_that_do_not_fit_are_rejected_at_load() {
 #[tokio::test]
 async fn chains_ending_in_a_middleware_load_with_the_client_last() {
     for names in [&["p3-mw-header"][..], &["p3-mw-header", "p3-mw-upper"]] {
-        let bytes: Vec<Vec<u8>> = names.iter().map(|n| fixture(n)).collect();
-        let sources: Vec<berth::Source<'_>> = bytes
-            .iter()
-            .zip(names)
-            .map(|(bytes, what)| berth::Source { bytes, what })
-            .collect();
-        let runtime = berth::Runtime::builder(test_config())
-            .build_chain(&sources)
-            .expect("loads");
+        let runtime = load_chain(names).expect("loads");
         assert!(
             runtime.chain().iter().all(|w| *w == World::Middleware03),
             "{names:?}"
