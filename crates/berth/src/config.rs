@@ -7,7 +7,10 @@ use std::time::Duration;
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
 
 /// Default time a client has to send a complete HTTP/1 request head (10 s):
-/// closes slowloris connections.
+/// closes slowloris connections. A new connection (HTTP/1 or HTTP/2) that
+/// has not delivered its first request by then is closed too: sockets
+/// that send nothing, or only part of the HTTP/2 preface, never hold a
+/// connection slot for long.
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Default time in-flight requests get to finish after a shutdown signal.
@@ -22,6 +25,8 @@ pub const DEFAULT_H2_MAX_CONCURRENT_STREAMS: u32 = 100;
 
 /// Default cap on the request head size, HTTP/1 and HTTP/2 (64 KiB).
 pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
+
+pub use crate::request::{DEFAULT_MAX_HEADERS, DEFAULT_MAX_URI_BYTES};
 
 /// How the front-end listens and talks HTTP.
 #[derive(Debug, Clone)]
@@ -38,6 +43,12 @@ pub struct ServerConfig {
     pub h2_max_concurrent_streams: u32,
     /// See [`DEFAULT_MAX_HEADER_BYTES`].
     pub max_header_bytes: usize,
+    /// Longest path-with-query accepted (`414` beyond). See
+    /// [`DEFAULT_MAX_URI_BYTES`].
+    pub max_uri_bytes: usize,
+    /// Most header fields a request may have (`431` beyond). See
+    /// [`DEFAULT_MAX_HEADERS`].
+    pub max_headers: usize,
 }
 
 impl Default for ServerConfig {
@@ -49,6 +60,71 @@ impl Default for ServerConfig {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             h2_max_concurrent_streams: DEFAULT_H2_MAX_CONCURRENT_STREAMS,
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+            max_uri_bytes: DEFAULT_MAX_URI_BYTES,
+            max_headers: DEFAULT_MAX_HEADERS,
         }
+    }
+}
+
+impl ServerConfig {
+    /// The caps on request heads the service checks.
+    pub fn head_limits(&self) -> crate::request::HeadLimits {
+        crate::request::HeadLimits {
+            max_uri_bytes: self.max_uri_bytes,
+            max_headers: self.max_headers,
+        }
+    }
+
+    /// Refuses values that would disable a protection or make the server
+    /// unusable (zero caps and timeouts), naming the setting.
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
+        let zero = |name: &'static str, value: u128| (value == 0).then_some(name);
+        let problem = zero("header_read_timeout", self.header_read_timeout.as_millis())
+            .or(zero("max_connections", self.max_connections as u128))
+            .or(zero(
+                "h2_max_concurrent_streams",
+                u128::from(self.h2_max_concurrent_streams),
+            ))
+            .or(zero("max_header_bytes", self.max_header_bytes as u128))
+            .or(zero("max_uri_bytes", self.max_uri_bytes as u128))
+            .or(zero("max_headers", self.max_headers as u128));
+        match problem {
+            Some(setting) => Err(InvalidConfig { setting }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A [`ServerConfig`] setting that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("server setting `{setting}` must be greater than zero")]
+pub struct InvalidConfig {
+    /// The setting's name.
+    pub setting: &'static str,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_zero_caps_are_refused_by_name() {
+        assert_eq!(ServerConfig::default().validate(), Ok(()));
+        let zero_uri = ServerConfig {
+            max_uri_bytes: 0,
+            ..ServerConfig::default()
+        };
+        assert_eq!(
+            zero_uri.validate().unwrap_err().to_string(),
+            "server setting `max_uri_bytes` must be greater than zero"
+        );
+        let zero_timeout = ServerConfig {
+            header_read_timeout: Duration::ZERO,
+            ..ServerConfig::default()
+        };
+        assert_eq!(
+            zero_timeout.validate().unwrap_err().setting,
+            "header_read_timeout"
+        );
     }
 }

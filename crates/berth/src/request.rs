@@ -23,6 +23,12 @@ pub enum RejectReason {
     /// `CONNECT` is never tunnelled for guests.
     #[error("CONNECT is not supported")]
     Connect,
+    /// The path-with-query is longer than [`HeadLimits::max_uri_bytes`].
+    #[error("request target too long")]
+    UriTooLong,
+    /// More header fields than [`HeadLimits::max_headers`].
+    #[error("too many header fields")]
+    TooManyHeaders,
 }
 
 impl RejectReason {
@@ -31,7 +37,54 @@ impl RejectReason {
         match self {
             RejectReason::Connect => StatusCode::NOT_IMPLEMENTED,
             RejectReason::BadHost | RejectReason::BadTarget => StatusCode::BAD_REQUEST,
+            RejectReason::UriTooLong => StatusCode::URI_TOO_LONG,
+            RejectReason::TooManyHeaders => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
         }
+    }
+}
+
+/// Default cap on a request's path-with-query (8 KiB, as nginx's default
+/// large header buffer): longer targets get `414`.
+pub const DEFAULT_MAX_URI_BYTES: usize = 8 * 1024;
+
+/// Default cap on the number of header fields of a request (100, hyper's
+/// HTTP/1 default): more get `431`.
+pub const DEFAULT_MAX_HEADERS: usize = 100;
+
+/// Caps on a request head checked before any guest runs. The size of the
+/// whole head is capped by the HTTP layer (hyper answers `431` on HTTP/1.1,
+/// h2 on HTTP/2), see [`crate::ServerConfig::max_header_bytes`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeadLimits {
+    /// See [`DEFAULT_MAX_URI_BYTES`].
+    pub max_uri_bytes: usize,
+    /// See [`DEFAULT_MAX_HEADERS`].
+    pub max_headers: usize,
+}
+
+impl Default for HeadLimits {
+    fn default() -> Self {
+        Self {
+            max_uri_bytes: DEFAULT_MAX_URI_BYTES,
+            max_headers: DEFAULT_MAX_HEADERS,
+        }
+    }
+}
+
+impl HeadLimits {
+    /// Refuses a request whose target or header count is over a cap.
+    pub fn check<B>(&self, request: &Request<B>) -> Result<(), RejectReason> {
+        let target = request
+            .uri()
+            .path_and_query()
+            .map_or(0, |p| p.as_str().len());
+        if target > self.max_uri_bytes {
+            return Err(RejectReason::UriTooLong);
+        }
+        if request.headers().len() > self.max_headers {
+            return Err(RejectReason::TooManyHeaders);
+        }
+        Ok(())
     }
 }
 

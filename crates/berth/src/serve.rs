@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use hyper::service::service_fn;
@@ -16,6 +17,18 @@ use tower_service::Service as _;
 use crate::config::ServerConfig;
 use crate::service::WasiHttpService;
 
+/// Resolves `timeout` after a connection opened if it has not delivered a
+/// request by then; never resolves once it has. hyper's header-read
+/// timeout only starts once it knows the protocol, so without this a
+/// socket that sends nothing (or part of the HTTP/2 preface, or an HTTP/2
+/// preface and no stream) would hold its connection slot for good.
+async fn first_request(started: &AtomicBool, timeout: Duration) {
+    tokio::time::sleep(timeout).await;
+    if started.load(Ordering::Relaxed) {
+        std::future::pending::<()>().await;
+    }
+}
+
 /// How long the accept loop pauses after an accept error (e.g. out of file
 /// descriptors) before trying again, so it never spins.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(10);
@@ -26,6 +39,7 @@ fn builder(config: &ServerConfig) -> auto::Builder<TokioExecutor> {
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(config.header_read_timeout)
+        .max_headers(config.max_headers)
         .max_buf_size(config.max_header_bytes.max(8192))
         .keep_alive(true);
     builder
@@ -38,13 +52,23 @@ fn builder(config: &ServerConfig) -> auto::Builder<TokioExecutor> {
 
 /// Serves `service` on `listener` until `shutdown` resolves, then stops
 /// accepting, lets in-flight requests finish for up to the drain timeout,
-/// and returns.
+/// and returns. The service gets `config`'s head limits.
+///
+/// # Panics
+///
+/// When `config` is invalid (see [`ServerConfig::validate`]); check it
+/// first to report the problem.
 pub async fn serve(
     listener: TcpListener,
     service: WasiHttpService,
     config: &ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) {
+    if let Err(err) = config.validate() {
+        panic!("berth::serve: {err}");
+    }
+    let service = service.with_head_limits(config.head_limits());
+    let first_request_timeout = config.header_read_timeout;
     let builder = Arc::new(builder(config));
     let connections = Arc::new(Semaphore::new(config.max_connections));
     let graceful = GracefulShutdown::new();
@@ -81,13 +105,27 @@ pub async fn serve(
         let builder = builder.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let svc = service_fn(move |req| {
-                let mut service = service.clone();
-                service.call(req)
+            let started = Arc::new(AtomicBool::new(false));
+            let svc = service_fn({
+                let started = started.clone();
+                move |req| {
+                    started.store(true, Ordering::Relaxed);
+                    let mut service = service.clone();
+                    service.call(req)
+                }
             });
-            let conn = builder.serve_connection(TokioIo::new(stream), svc);
-            if let Err(err) = watcher.watch(conn).await {
-                tracing::debug!(%peer, "connection ended with an error: {err}");
+            let conn = watcher.watch(builder.serve_connection(TokioIo::new(stream), svc));
+            let result = tokio::select! {
+                result = conn => Some(result),
+                () = first_request(&started, first_request_timeout) => None,
+            };
+            match result {
+                Some(Err(err)) => tracing::debug!(%peer, "connection ended with an error: {err}"),
+                Some(Ok(())) => {}
+                None => tracing::debug!(
+                    %peer,
+                    "connection closed: no request within {first_request_timeout:?}"
+                ),
             }
             drop(permit);
         });

@@ -15,7 +15,7 @@ use http_body::Body;
 use http_body_util::BodyExt;
 
 use crate::limits::{BodyLimits, LimitedBody, Tripwire};
-use crate::request::normalize;
+use crate::request::{HeadLimits, normalize};
 use crate::response::{
     AccessLog, Hold, ResponseBody, error_response, hold_head, needs_trailer_declaration, status_for,
 };
@@ -28,6 +28,7 @@ pub struct WasiHttpService {
     scheme: Scheme,
     local_authority: Authority,
     limits: BodyLimits,
+    head_limits: HeadLimits,
 }
 
 impl WasiHttpService {
@@ -39,7 +40,16 @@ impl WasiHttpService {
             scheme: Scheme::HTTP,
             local_authority,
             limits: BodyLimits::default(),
+            head_limits: HeadLimits::default(),
         }
+    }
+
+    /// Sets the caps on request targets and header counts (`414` / `431`);
+    /// see [`HeadLimits`]. [`crate::serve()`] sets them from its
+    /// [`crate::ServerConfig`].
+    pub fn with_head_limits(mut self, limits: HeadLimits) -> Self {
+        self.head_limits = limits;
+        self
     }
 
     /// Sets the request body limits (size cap, idle timeout); see
@@ -72,6 +82,20 @@ fn body_error_code(err: &(dyn std::error::Error + 'static)) -> ErrorCode {
         }
     }
     ErrorCode::classify(err)
+}
+
+/// The path as the access log shows it: whole, unless it is over the
+/// target cap (then refused), when its first 256 bytes and its length are
+/// enough to recognise it.
+fn loggable_path(path: &str, max_uri_bytes: usize) -> String {
+    if path.len() <= max_uri_bytes {
+        return path.to_owned();
+    }
+    let mut end = 256.min(path.len());
+    while !path.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} bytes)", &path[..end], path.len())
 }
 
 /// Whether an HTTP/1.1 client said it accepts trailers (`TE: trailers`).
@@ -108,13 +132,14 @@ where
         Box::pin(async move {
             let started = Instant::now();
             let id = this.runtime.next_request_id();
-            let path = request
-                .uri()
-                .path_and_query()
-                .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned());
+            let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
+            let path = loggable_path(path, this.head_limits.max_uri_bytes);
             let log = AccessLog::new(id, request.method().clone(), path, started);
 
-            if let Err(reason) = normalize(&mut request, &this.scheme, &this.local_authority) {
+            let checked = this.head_limits.check(&request);
+            if let Err(reason) =
+                checked.and_then(|()| normalize(&mut request, &this.scheme, &this.local_authority))
+            {
                 tracing::debug!(request_id = id, %reason, "request rejected");
                 let status = reason.status();
                 return Ok(error_response(status, id).map(|b| b.with_log(log, status)));

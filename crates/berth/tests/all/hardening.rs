@@ -96,15 +96,21 @@ async fn garbage_and_invalid_bytes_are_refused_and_serving_continues() {
 }
 
 #[tokio::test]
-async fn oversized_headers_are_refused_before_the_guest() {
+async fn oversized_headers_are_431_on_http1_and_http2() {
     let server = TestServer::start("suite").await;
-    let big = "x".repeat(100 * 1024);
+    let big = "x".repeat(70 * 1024);
     let req = format!("GET /info HTTP/1.1\r\nhost: a\r\nx-big: {big}\r\n\r\n");
     let resp = raw(&server, req.as_bytes()).await;
+    assert!(resp.starts_with("HTTP/1.1 431"), "{}", status_line(&resp));
+    // HTTP/2: h2 answers 431 for a header list over SETTINGS_MAX_HEADER_LIST_SIZE.
+    let mut req = for_proto(request("GET", &server.url("/info"), empty()), Proto::H2);
+    req.headers_mut().insert("x-big", big.parse().unwrap());
+    let status = try_send(server.addr, Proto::H2, req)
+        .await
+        .map(|r| r.status());
     assert!(
-        resp.is_empty() || resp.starts_with("HTTP/1.1 431"),
-        "{}",
-        status_line(&resp)
+        matches!(status, Ok(s) if s == 431) || status.is_err(),
+        "{status:?}"
     );
     assert_eq!(get(&server, Proto::H2, "/hello").await.0, 200);
 }
@@ -147,20 +153,49 @@ async fn slowloris_headers_are_cut_off() {
 }
 
 #[tokio::test]
-async fn too_many_headers_are_refused() {
+async fn too_many_headers_are_431_with_bounded_work() {
     let server = TestServer::start("suite").await;
-    let mut req = String::from("GET /info HTTP/1.1\r\nhost: a\r\n");
-    for i in 0..150 {
-        req.push_str(&format!("x-h{i}: v\r\n"));
+    for count in [150, 10_000] {
+        let mut req = String::from("GET /info HTTP/1.1\r\nhost: a\r\n");
+        for i in 0..count {
+            req.push_str(&format!("x-h{i}: v\r\n"));
+        }
+        req.push_str("\r\n");
+        let started = std::time::Instant::now();
+        let resp = raw(&server, req.as_bytes()).await;
+        assert!(
+            resp.starts_with("HTTP/1.1 431"),
+            "{count}: {}",
+            status_line(&resp)
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
     }
-    req.push_str("\r\n");
-    let resp = raw(&server, req.as_bytes()).await;
-    assert!(resp.starts_with("HTTP/1.1 431"), "{}", status_line(&resp));
+    // HTTP/2 has no count limit of its own: berth's cap (100) applies.
+    let mut req = for_proto(request("GET", &server.url("/info"), empty()), Proto::H2);
+    for i in 0..150 {
+        req.headers_mut().insert(
+            format!("x-h{i}").parse::<http::HeaderName>().unwrap(),
+            "v".parse().unwrap(),
+        );
+    }
+    assert_eq!(send(server.addr, Proto::H2, req).await.status(), 431);
+    server.assert_idle().await;
 }
 
 #[tokio::test]
-async fn very_long_uris_are_refused() {
+async fn long_request_targets_are_414_on_http1_and_http2() {
     let server = TestServer::start("suite").await;
+    // 16 KiB fits hyper's head buffer: berth's 8 KiB target cap answers.
+    let query = "q".repeat(16 * 1024);
+    let req = format!("GET /info?{query} HTTP/1.1\r\nhost: a\r\n\r\n");
+    let resp = raw(&server, req.as_bytes()).await;
+    assert!(resp.starts_with("HTTP/1.1 414"), "{}", status_line(&resp));
+    let req = for_proto(
+        request("GET", &server.url(&format!("/info?{query}")), empty()),
+        Proto::H2,
+    );
+    assert_eq!(send(server.addr, Proto::H2, req).await.status(), 414);
+    // Past hyper's head buffer (64 KiB) hyper itself refuses the head.
     let req = format!(
         "GET /info?{} HTTP/1.1\r\nhost: a\r\n\r\n",
         "q".repeat(70 * 1024)
@@ -168,10 +203,67 @@ async fn very_long_uris_are_refused() {
     let resp = raw(&server, req.as_bytes()).await;
     let status = status_line(&resp);
     assert!(
-        resp.is_empty() || status.starts_with("HTTP/1.1 414") || status.starts_with("HTTP/1.1 431"),
+        status.starts_with("HTTP/1.1 414") || status.starts_with("HTTP/1.1 431"),
         "{status}"
     );
-    assert_eq!(get(&server, Proto::H1, "/hello").await.0, 200);
+    // Just under the cap is served.
+    let path = format!("/info?{}", "q".repeat(8 * 1024 - 6));
+    assert_eq!(get(&server, Proto::H1, &path).await.0, 200);
+    server.assert_idle().await;
+}
+
+/// Sockets that send nothing, part of the HTTP/2 preface, or a preface and
+/// no request hold connection slots only until the header-read timeout
+/// (2 s here): with every slot taken by them, a real client is still
+/// served once they are closed.
+#[tokio::test]
+async fn silent_and_half_open_connections_are_closed_at_the_header_timeout() {
+    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let server = TestServer::start_with_server_config(
+        "suite",
+        berth::ServerConfig {
+            max_connections: 300,
+            ..test_server_config()
+        },
+    )
+    .await;
+    let mut idle = Vec::new();
+    for i in 0..300 {
+        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        match i % 3 {
+            0 => {}
+            1 => stream.write_all(&PREFACE[..10]).await.unwrap(),
+            _ => {
+                stream.write_all(PREFACE).await.unwrap();
+                // An empty SETTINGS frame, then nothing.
+                stream
+                    .write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0])
+                    .await
+                    .unwrap();
+            }
+        }
+        idle.push(stream);
+    }
+    let started = std::time::Instant::now();
+    // Every slot is taken: this client waits in the accept queue until the
+    // idle ones are closed, then is served.
+    let (status, _) = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        get(&server, Proto::H1, "/hello"),
+    )
+    .await
+    .expect("served once the idle connections were closed");
+    assert_eq!(status, 200);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    for (i, mut stream) in idle.into_iter().enumerate() {
+        let mut buf = Vec::new();
+        let read = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            stream.read_to_end(&mut buf),
+        )
+        .await;
+        assert!(read.is_ok(), "idle connection {i} is still open");
+    }
 }
 
 fn small_limits() -> berth::limits::BodyLimits {

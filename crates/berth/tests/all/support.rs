@@ -35,6 +35,15 @@ pub fn test_config() -> RuntimeConfig {
     }
 }
 
+/// Front-end settings for tests: a short drain and header-read timeout.
+pub fn test_server_config() -> ServerConfig {
+    ServerConfig {
+        drain_timeout: Duration::from_secs(5),
+        header_read_timeout: Duration::from_secs(2),
+        ..ServerConfig::default()
+    }
+}
+
 /// A running server; stops (gracefully) when dropped.
 pub struct TestServer {
     pub addr: SocketAddr,
@@ -95,16 +104,25 @@ impl TestServer {
     }
 
     async fn serve_runtime_with(runtime: Runtime, limits: berth::limits::BodyLimits) -> Self {
+        Self::serve_configured(runtime, limits, test_server_config()).await
+    }
+
+    /// Serves `component` with front-end settings `server_config`.
+    pub async fn start_with_server_config(component: &str, server_config: ServerConfig) -> Self {
+        let runtime = Runtime::new(test_config(), &fixture(component), component).unwrap();
+        Self::serve_configured(runtime, Default::default(), server_config).await
+    }
+
+    async fn serve_configured(
+        runtime: Runtime,
+        limits: berth::limits::BodyLimits,
+        server_config: ServerConfig,
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let service = WasiHttpService::new(runtime.clone(), addr.to_string().parse().unwrap())
             .with_body_limits(limits);
         let (stop, stopped) = oneshot::channel::<()>();
-        let server_config = ServerConfig {
-            drain_timeout: Duration::from_secs(5),
-            header_read_timeout: Duration::from_secs(2),
-            ..ServerConfig::default()
-        };
         let done = tokio::spawn(async move {
             berth::serve(listener, service, &server_config, async {
                 let _ = stopped.await;

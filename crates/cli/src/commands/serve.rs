@@ -85,6 +85,32 @@ pub(crate) struct ServeCommand {
     #[command(flatten)]
     cache: CacheArgs,
 
+    /// Seconds a client has to send a request head; a new connection that
+    /// delivers no request in that time (silent, or a partial HTTP/2
+    /// preface) is closed.
+    #[arg(long, value_name = "SECS", default_value_t = berth::config::DEFAULT_HEADER_READ_TIMEOUT.as_secs())]
+    header_read_timeout_secs: u64,
+
+    /// Most open connections; more clients wait in the accept queue.
+    #[arg(long, value_name = "N", default_value_t = berth::config::DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
+
+    /// Most concurrent HTTP/2 streams per connection.
+    #[arg(long, value_name = "N", default_value_t = berth::config::DEFAULT_H2_MAX_CONCURRENT_STREAMS)]
+    h2_max_concurrent_streams: u32,
+
+    /// Largest request head, in bytes (431 beyond, HTTP/1.1 and HTTP/2).
+    #[arg(long, value_name = "BYTES", default_value_t = berth::config::DEFAULT_MAX_HEADER_BYTES)]
+    max_header_bytes: usize,
+
+    /// Longest request path-with-query, in bytes (414 beyond).
+    #[arg(long, value_name = "BYTES", default_value_t = berth::config::DEFAULT_MAX_URI_BYTES)]
+    max_uri_bytes: usize,
+
+    /// Most header fields in a request (431 beyond).
+    #[arg(long, value_name = "N", default_value_t = berth::config::DEFAULT_MAX_HEADERS)]
+    max_headers: usize,
+
     /// Seconds in-flight requests get to finish after SIGINT/SIGTERM.
     #[arg(long, value_name = "SECS", default_value_t = berth::config::DEFAULT_DRAIN_TIMEOUT.as_secs())]
     drain_timeout_secs: u64,
@@ -130,8 +156,14 @@ impl ServeCommand {
         let server_config = ServerConfig {
             addr: self.addr,
             drain_timeout: Duration::from_secs(self.drain_timeout_secs),
-            ..ServerConfig::default()
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_secs),
+            max_connections: self.max_connections,
+            h2_max_concurrent_streams: self.h2_max_concurrent_streams,
+            max_header_bytes: self.max_header_bytes,
+            max_uri_bytes: self.max_uri_bytes,
+            max_headers: self.max_headers,
         };
+        server_config.validate()?;
 
         let mut loaded = Vec::with_capacity(self.components.len().max(1));
         for path in &self.components {
