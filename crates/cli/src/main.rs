@@ -23,7 +23,7 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    logging::init();
+    logging::init(cli.command.default_log_level());
     match cli.command.execute() {
         Ok(code) => code,
         Err(err) => {

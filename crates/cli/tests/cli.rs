@@ -538,6 +538,14 @@ fn run_inherits_stdio() {
     let output = run(&[probe.to_str().unwrap(), "stdin"], b"through stdin\n");
     assert!(output.status.success(), "{output:?}");
     assert_eq!(stdout_of(&output), "through stdin\n");
+    // Without RUST_LOG, berth's own info lines stay off the command's stderr.
+    let quiet = berth()
+        .env_remove("RUST_LOG")
+        .args(["run", probe.to_str().unwrap(), "env", "0"])
+        .output()
+        .unwrap();
+    assert!(quiet.status.success(), "{quiet:?}");
+    assert_eq!(String::from_utf8_lossy(&quiet.stderr), "");
 }
 
 #[test]

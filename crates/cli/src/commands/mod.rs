@@ -20,6 +20,15 @@ pub(crate) enum Command {
 }
 
 impl Command {
+    /// The log level when `RUST_LOG` is not set: `run` shares its stderr
+    /// with the command, so only warnings and errors.
+    pub(crate) fn default_log_level(&self) -> &'static str {
+        match self {
+            Command::Run(_) => "warn",
+            Command::Serve(_) | Command::Compile(_) => "info",
+        }
+    }
+
     /// Runs the subcommand; `run` exits with its command's exit code.
     pub(crate) fn execute(self) -> anyhow::Result<std::process::ExitCode> {
         let done = std::process::ExitCode::SUCCESS;
