@@ -49,6 +49,9 @@ pub struct ServerConfig {
     /// Most header fields a request may have (`431` beyond). See
     /// [`DEFAULT_MAX_HEADERS`].
     pub max_headers: usize,
+    /// Terminate TLS with this certificate (guests then see scheme
+    /// `https`); `None` serves cleartext HTTP/1.1 and h2c.
+    pub tls: Option<crate::tls::Tls>,
 }
 
 impl Default for ServerConfig {
@@ -62,6 +65,7 @@ impl Default for ServerConfig {
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             max_uri_bytes: DEFAULT_MAX_URI_BYTES,
             max_headers: DEFAULT_MAX_HEADERS,
+            tls: None,
         }
     }
 }
@@ -87,7 +91,11 @@ impl ServerConfig {
             ))
             .or(zero("max_header_bytes", self.max_header_bytes as u128))
             .or(zero("max_uri_bytes", self.max_uri_bytes as u128))
-            .or(zero("max_headers", self.max_headers as u128));
+            .or(zero("max_headers", self.max_headers as u128))
+            .or(self
+                .tls
+                .as_ref()
+                .and_then(|tls| zero("tls.handshake_timeout", tls.handshake_timeout.as_millis())));
         match problem {
             Some(setting) => Err(InvalidConfig { setting }),
             None => Ok(()),

@@ -22,6 +22,7 @@ pub mod request;
 pub mod response;
 pub mod serve;
 pub mod service;
+pub mod tls;
 
 pub use berth_http as http_host;
 pub use berth_outbound as outbound;

@@ -17,6 +17,64 @@ use tower_service::Service as _;
 use crate::config::ServerConfig;
 use crate::service::WasiHttpService;
 
+/// Aborts a background task when dropped (the certificate watcher lives as
+/// long as [`serve`]).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// One accepted connection, ready to speak HTTP over any transport.
+struct Conn {
+    peer: std::net::SocketAddr,
+    service: WasiHttpService,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    watcher: hyper_util::server::graceful::Watcher,
+    first_request_timeout: Duration,
+}
+
+impl Conn {
+    /// Serves HTTP/1.1 or HTTP/2 on `io` until the client leaves, the drain
+    /// ends it, or it delivers no request in time.
+    async fn run<I>(self, io: I)
+    where
+        I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    {
+        let Conn {
+            peer,
+            service,
+            builder,
+            watcher,
+            first_request_timeout,
+        } = self;
+        let started = Arc::new(AtomicBool::new(false));
+        let svc = service_fn({
+            let started = started.clone();
+            move |req| {
+                started.store(true, Ordering::Relaxed);
+                let mut service = service.clone();
+                service.call(req)
+            }
+        });
+        let conn = watcher.watch(builder.serve_connection(io, svc));
+        let result = tokio::select! {
+            result = conn => Some(result),
+            () = first_request(&started, first_request_timeout) => None,
+        };
+        match result {
+            Some(Err(err)) => tracing::debug!(%peer, "connection ended with an error: {err}"),
+            Some(Ok(())) => {}
+            None => tracing::debug!(
+                %peer,
+                "connection closed: no request within {first_request_timeout:?}"
+            ),
+        }
+    }
+}
+
 /// Resolves `timeout` after a connection opened if it has not delivered a
 /// request by then; never resolves once it has. hyper's header-read
 /// timeout only starts once it knows the protocol, so without this a
@@ -67,7 +125,13 @@ pub async fn serve(
     if let Err(err) = config.validate() {
         panic!("berth::serve: {err}");
     }
-    let service = service.with_head_limits(config.head_limits());
+    let mut service = service.with_head_limits(config.head_limits());
+    let _reloader = config.tls.as_ref().map(|tls| {
+        service = service.clone().with_scheme(http::uri::Scheme::HTTPS);
+        AbortOnDrop(tokio::spawn(
+            tls.clone().watch(crate::tls::DEFAULT_RELOAD_INTERVAL),
+        ))
+    });
     let first_request_timeout = config.header_read_timeout;
     let builder = Arc::new(builder(config));
     let connections = Arc::new(Semaphore::new(config.max_connections));
@@ -104,28 +168,29 @@ pub async fn serve(
         let service = service.clone();
         let builder = builder.clone();
         let watcher = graceful.watcher();
+        let tls = config.tls.clone();
         tokio::spawn(async move {
-            let started = Arc::new(AtomicBool::new(false));
-            let svc = service_fn({
-                let started = started.clone();
-                move |req| {
-                    started.store(true, Ordering::Relaxed);
-                    let mut service = service.clone();
-                    service.call(req)
-                }
-            });
-            let conn = watcher.watch(builder.serve_connection(TokioIo::new(stream), svc));
-            let result = tokio::select! {
-                result = conn => Some(result),
-                () = first_request(&started, first_request_timeout) => None,
+            let conn = Conn {
+                peer,
+                service,
+                builder,
+                watcher,
+                first_request_timeout,
             };
-            match result {
-                Some(Err(err)) => tracing::debug!(%peer, "connection ended with an error: {err}"),
-                Some(Ok(())) => {}
-                None => tracing::debug!(
-                    %peer,
-                    "connection closed: no request within {first_request_timeout:?}"
-                ),
+            match tls {
+                None => conn.run(TokioIo::new(stream)).await,
+                Some(tls) => {
+                    let handshake = tls.acceptor().accept(stream);
+                    match tokio::time::timeout(tls.handshake_timeout, handshake).await {
+                        Ok(Ok(stream)) => conn.run(TokioIo::new(stream)).await,
+                        Ok(Err(err)) => tracing::debug!(%peer, "TLS handshake failed: {err}"),
+                        Err(_) => tracing::debug!(
+                            %peer,
+                            "TLS handshake not finished within {:?}; closed",
+                            tls.handshake_timeout
+                        ),
+                    }
+                }
             }
             drop(permit);
         });

@@ -631,3 +631,29 @@ fn config_var_flags_reach_wasi_config() {
         "{response}"
     );
 }
+
+#[test]
+fn an_unreadable_tls_certificate_is_a_clear_error_naming_the_file() {
+    let key = temp_file("tls-key.pem", b"-----BEGIN PRIVATE KEY-----\n");
+    let output = berth()
+        .args([
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--tls-cert",
+            "/nonexistent/cert.pem",
+            "--tls-key",
+        ])
+        .arg(&key)
+        .output()
+        .expect("berth runs");
+    assert_eq!(output.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("cannot read /nonexistent/cert.pem"), "{err}");
+    // Both or neither.
+    let output = berth()
+        .args(["serve", "--tls-cert", "/nonexistent/cert.pem"])
+        .output()
+        .expect("berth runs");
+    assert_eq!(output.status.code(), Some(2));
+}

@@ -16,3 +16,4 @@ mod p3;
 mod preinit;
 mod serving;
 mod support;
+mod tls;

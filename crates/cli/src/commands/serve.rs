@@ -85,6 +85,17 @@ pub(crate) struct ServeCommand {
     #[command(flatten)]
     cache: CacheArgs,
 
+    /// Terminate TLS with this PEM certificate chain (leaf first); needs
+    /// --tls-key. ALPN offers h2 and http/1.1; guests see scheme https. The
+    /// pair is reloaded when either file changes, or on SIGHUP; a bad new
+    /// pair is refused and the old one keeps serving.
+    #[arg(long, value_name = "CERT.pem", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM: PKCS#8, RSA or SEC1).
+    #[arg(long, value_name = "KEY.pem", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+
     /// Seconds a client has to send a request head; a new connection that
     /// delivers no request in that time (silent, or a partial HTTP/2
     /// preface) is closed.
@@ -162,6 +173,13 @@ impl ServeCommand {
             max_header_bytes: self.max_header_bytes,
             max_uri_bytes: self.max_uri_bytes,
             max_headers: self.max_headers,
+            tls: match (&self.tls_cert, &self.tls_key) {
+                (Some(cert), Some(key)) => Some(berth::tls::Tls::load(berth::tls::TlsPaths {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                })?),
+                _ => None,
+            },
         };
         server_config.validate()?;
 
@@ -219,12 +237,41 @@ impl ServeCommand {
                 .parse()
                 .context("bound address is not a valid authority")?;
             let service = WasiHttpService::new(runtime, authority).with_body_limits(body_limits);
-            eprintln!("Serving HTTP on http://{local}/");
+            let scheme = match &server_config.tls {
+                Some(tls) => {
+                    reload_on_sighup(tls.clone());
+                    "https"
+                }
+                None => "http",
+            };
+            eprintln!("Serving HTTP on {scheme}://{local}/");
             berth::serve(listener, service, &server_config, shutdown_signal()).await;
             Ok(())
         })
     }
 }
+
+/// Reloads the TLS certificate and key on every SIGHUP (a bad pair is
+/// logged and the old one keeps serving).
+#[cfg(unix)]
+fn reload_on_sighup(tls: berth::tls::Tls) {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::hangup()) {
+        Ok(mut hangups) => {
+            tokio::spawn(async move {
+                while hangups.recv().await.is_some() {
+                    let _ = tls.reload();
+                }
+            });
+        }
+        Err(err) => tracing::warn!(
+            "cannot install the SIGHUP handler ({err}); TLS reloads on file changes only"
+        ),
+    }
+}
+
+#[cfg(not(unix))]
+fn reload_on_sighup(_tls: berth::tls::Tls) {}
 
 /// Resolves on the first SIGINT or SIGTERM. A second signal during the
 /// drain exits at once.
