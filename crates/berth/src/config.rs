@@ -13,6 +13,20 @@ pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
 /// connection slot for long.
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Default time a connection may stay open with no request in flight
+/// (60 s). HTTP/2 connections have no other idle limit; an idle HTTP/1.1
+/// keep-alive connection is closed sooner, by the header-read timeout.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Default time a response write may make no progress before the
+/// connection is closed and its guest instance freed (30 s: the client
+/// stopped reading).
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Default interval of HTTP/2 keep-alive PINGs, which is also how long the
+/// answer may take before the connection is closed as dead (20 s).
+pub const DEFAULT_H2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(20);
+
 /// Default time in-flight requests get to finish after a shutdown signal.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -37,6 +51,12 @@ pub struct ServerConfig {
     pub header_read_timeout: Duration,
     /// See [`DEFAULT_DRAIN_TIMEOUT`].
     pub drain_timeout: Duration,
+    /// See [`DEFAULT_IDLE_TIMEOUT`].
+    pub idle_timeout: Duration,
+    /// See [`DEFAULT_WRITE_TIMEOUT`].
+    pub write_timeout: Duration,
+    /// See [`DEFAULT_H2_KEEP_ALIVE_INTERVAL`].
+    pub h2_keep_alive_interval: Duration,
     /// See [`DEFAULT_MAX_CONNECTIONS`].
     pub max_connections: usize,
     /// See [`DEFAULT_H2_MAX_CONCURRENT_STREAMS`].
@@ -60,6 +80,9 @@ impl Default for ServerConfig {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
+            h2_keep_alive_interval: DEFAULT_H2_KEEP_ALIVE_INTERVAL,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             h2_max_concurrent_streams: DEFAULT_H2_MAX_CONCURRENT_STREAMS,
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
@@ -84,6 +107,12 @@ impl ServerConfig {
     pub fn validate(&self) -> Result<(), InvalidConfig> {
         let zero = |name: &'static str, value: u128| (value == 0).then_some(name);
         let problem = zero("header_read_timeout", self.header_read_timeout.as_millis())
+            .or(zero("idle_timeout", self.idle_timeout.as_millis()))
+            .or(zero("write_timeout", self.write_timeout.as_millis()))
+            .or(zero(
+                "h2_keep_alive_interval",
+                self.h2_keep_alive_interval.as_millis(),
+            ))
             .or(zero("max_connections", self.max_connections as u128))
             .or(zero(
                 "h2_max_concurrent_streams",

@@ -17,6 +17,7 @@
 //! ```
 
 pub mod config;
+mod conn;
 pub mod limits;
 pub mod request;
 pub mod response;

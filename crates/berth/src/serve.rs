@@ -3,7 +3,6 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use hyper::service::service_fn;
@@ -15,6 +14,7 @@ use tokio::sync::Semaphore;
 use tower_service::Service as _;
 
 use crate::config::ServerConfig;
+use crate::conn::{Activity, StallGuard, Tracked};
 use crate::service::WasiHttpService;
 
 /// Aborts a background task when dropped (the certificate watcher lives as
@@ -34,14 +34,17 @@ struct Conn {
     builder: Arc<auto::Builder<TokioExecutor>>,
     watcher: hyper_util::server::graceful::Watcher,
     first_request_timeout: Duration,
+    idle_timeout: Duration,
+    write_timeout: Duration,
 }
 
 impl Conn {
     /// Serves HTTP/1.1 or HTTP/2 on `io` until the client leaves, the drain
-    /// ends it, or it delivers no request in time.
-    async fn run<I>(self, io: I)
+    /// ends it, it is idle too long (see [`crate::conn`]), or it stops
+    /// reading what it asked for.
+    async fn run<S>(self, stream: S)
     where
-        I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
         let Conn {
             peer,
@@ -49,41 +52,34 @@ impl Conn {
             builder,
             watcher,
             first_request_timeout,
+            idle_timeout,
+            write_timeout,
         } = self;
-        let started = Arc::new(AtomicBool::new(false));
+        let activity = Activity::new();
         let svc = service_fn({
-            let started = started.clone();
+            let activity = activity.clone();
             move |req| {
-                started.store(true, Ordering::Relaxed);
-                let mut service = service.clone();
-                service.call(req)
+                let in_flight = activity.start();
+                let response = service.clone().call(req);
+                async move {
+                    let response = response.await?;
+                    Ok::<_, std::convert::Infallible>(
+                        response.map(|body| Tracked::new(body, in_flight)),
+                    )
+                }
             }
         });
+        let io = TokioIo::new(StallGuard::new(stream, write_timeout));
         let conn = watcher.watch(builder.serve_connection(io, svc));
         let result = tokio::select! {
             result = conn => Some(result),
-            () = first_request(&started, first_request_timeout) => None,
+            () = crate::conn::idle(&activity, first_request_timeout, idle_timeout) => None,
         };
         match result {
             Some(Err(err)) => tracing::debug!(%peer, "connection ended with an error: {err}"),
             Some(Ok(())) => {}
-            None => tracing::debug!(
-                %peer,
-                "connection closed: no request within {first_request_timeout:?}"
-            ),
+            None => tracing::debug!(%peer, "connection closed: idle"),
         }
-    }
-}
-
-/// Resolves `timeout` after a connection opened if it has not delivered a
-/// request by then; never resolves once it has. hyper's header-read
-/// timeout only starts once it knows the protocol, so without this a
-/// socket that sends nothing (or part of the HTTP/2 preface, or an HTTP/2
-/// preface and no stream) would hold its connection slot for good.
-async fn first_request(started: &AtomicBool, timeout: Duration) {
-    tokio::time::sleep(timeout).await;
-    if started.load(Ordering::Relaxed) {
-        std::future::pending::<()>().await;
     }
 }
 
@@ -104,13 +100,17 @@ fn builder(config: &ServerConfig) -> auto::Builder<TokioExecutor> {
         .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(config.h2_max_concurrent_streams)
+        .keep_alive_interval(config.h2_keep_alive_interval)
+        .keep_alive_timeout(config.h2_keep_alive_interval)
         .max_header_list_size(u32::try_from(config.max_header_bytes).unwrap_or(u32::MAX));
     builder
 }
 
 /// Serves `service` on `listener` until `shutdown` resolves, then stops
-/// accepting, lets in-flight requests finish for up to the drain timeout,
-/// and returns. The service gets `config`'s head limits.
+/// accepting, lets in-flight requests finish for up to the drain timeout
+/// (HTTP/2 connections get GOAWAY, HTTP/1.1 responses `Connection:
+/// close`), ends every connection still open, and returns. The service
+/// gets `config`'s head limits.
 ///
 /// # Panics
 ///
@@ -133,9 +133,13 @@ pub async fn serve(
         ))
     });
     let first_request_timeout = config.header_read_timeout;
+    let idle_timeout = config.idle_timeout;
+    let write_timeout = config.write_timeout;
     let builder = Arc::new(builder(config));
     let connections = Arc::new(Semaphore::new(config.max_connections));
     let graceful = GracefulShutdown::new();
+    // Every connection task, so the drain can end the ones left over.
+    let mut tasks = tokio::task::JoinSet::new();
     let mut last_accept_error = None::<tokio::time::Instant>;
     tokio::pin!(shutdown);
 
@@ -169,20 +173,25 @@ pub async fn serve(
         let builder = builder.clone();
         let watcher = graceful.watcher();
         let tls = config.tls.clone();
-        tokio::spawn(async move {
+        // Reap finished connection tasks so the set stays as small as the
+        // number of open connections.
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn(async move {
             let conn = Conn {
                 peer,
                 service,
                 builder,
                 watcher,
                 first_request_timeout,
+                idle_timeout,
+                write_timeout,
             };
             match tls {
-                None => conn.run(TokioIo::new(stream)).await,
+                None => conn.run(stream).await,
                 Some(tls) => {
                     let handshake = tls.acceptor().accept(stream);
                     match tokio::time::timeout(tls.handshake_timeout, handshake).await {
-                        Ok(Ok(stream)) => conn.run(TokioIo::new(stream)).await,
+                        Ok(Ok(stream)) => conn.run(stream).await,
                         Ok(Err(err)) => tracing::debug!(%peer, "TLS handshake failed: {err}"),
                         Err(_) => tracing::debug!(
                             %peer,
@@ -197,11 +206,19 @@ pub async fn serve(
     }
 
     drop(listener);
-    tracing::info!("shutting down: draining in-flight requests");
+    tracing::info!(
+        connections = tasks.len(),
+        "shutting down: draining in-flight requests (HTTP/2 GOAWAY, HTTP/1.1 Connection: close)"
+    );
     tokio::select! {
         () = graceful.shutdown() => tracing::info!("all connections closed"),
         () = tokio::time::sleep(config.drain_timeout) => {
-            tracing::warn!("drain timeout reached; closing remaining connections");
+            tracing::warn!(
+                connections = tasks.len(),
+                "drain timeout reached; closing the remaining connections"
+            );
         }
     }
+    // Whatever is left is cut: its responses abort, its guests are freed.
+    tasks.shutdown().await;
 }

@@ -279,3 +279,77 @@ async fn reuse_policy_keeps_state_for_n_requests_and_drops_trapped_instances() {
     assert_eq!(server.runtime.idle_instances(), 0);
     assert_eq!(get(&server, Proto::H1, "/secret").await.1, fresh);
 }
+
+/// The drain ends: a request still running at the drain deadline (1 s here)
+/// is cut and its instance freed, `serve` returns within the deadline plus
+/// a second, and responses sent during the drain close their HTTP/1.1
+/// connection.
+#[tokio::test]
+async fn the_drain_cuts_what_is_left_at_its_deadline() {
+    let config = berth::RuntimeConfig {
+        wall_time_limit: Duration::from_secs(60),
+        ..test_config()
+    };
+    let server = TestServer::start_configured(
+        "suite",
+        config,
+        berth::ServerConfig {
+            drain_timeout: Duration::from_secs(1),
+            ..test_server_config()
+        },
+    )
+    .await;
+    let runtime = server.runtime.clone();
+    let addr = server.addr;
+    let stuck = tokio::spawn({
+        let req = for_proto(request("GET", &server.url("/never"), empty()), Proto::H1);
+        async move {
+            // Blocked before its head: the cut shows as a failed request.
+            match try_send(addr, Proto::H1, req).await {
+                Ok(resp) => read_body(resp)
+                    .await
+                    .map(|(b, _)| b.len())
+                    .map_err(|e| e.to_string()),
+                Err(err) => Err(err.to_string()),
+            }
+        }
+    });
+    // A keep-alive request whose guest is still busy (looping until its CPU
+    // limit) when the signal lands: its response goes out during the drain.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut keep_alive = tokio::net::TcpStream::connect(addr).await.unwrap();
+    keep_alive
+        .write_all(b"GET /loop HTTP/1.1\r\nhost: a\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    let shutdown = tokio::spawn(server.shutdown());
+    let mut head = vec![0u8; 4096];
+    let n = keep_alive.read(&mut head).await.unwrap();
+    let head = String::from_utf8_lossy(&head[..n]).to_lowercase();
+    assert!(head.starts_with("http/1.1 504"), "{head}");
+    assert!(head.contains("connection: close"), "{head}");
+
+    shutdown.await.unwrap();
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "serve returned after {took:?}"
+    );
+    assert!(
+        stuck.await.unwrap().is_err(),
+        "the stuck response looked complete"
+    );
+    for _ in 0..100 {
+        if runtime.live_instances() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        runtime.live_instances(),
+        0,
+        "the cut request's instance is freed"
+    );
+}

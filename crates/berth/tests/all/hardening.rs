@@ -550,3 +550,96 @@ async fn http2_rapid_reset_cancels_guests_and_leaks_nothing() {
     assert_eq!((status, body.as_str()), (200, "hello from berth\n"));
     server.shutdown().await;
 }
+
+/// A client that stops reading a large response: the write makes no
+/// progress for the write timeout (1 s here), the connection is closed and
+/// the guest instance behind it freed.
+#[tokio::test]
+async fn a_client_that_stops_reading_is_cut_off_and_its_instance_freed() {
+    // A wall-clock limit far beyond the test: only the write timeout can
+    // free the instance in time.
+    let config = berth::RuntimeConfig {
+        wall_time_limit: std::time::Duration::from_secs(60),
+        ..test_config()
+    };
+    let server = TestServer::start_configured(
+        "suite",
+        config,
+        berth::ServerConfig {
+            write_timeout: std::time::Duration::from_secs(1),
+            ..test_server_config()
+        },
+    )
+    .await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream
+        .write_all(b"GET /large?bytes=268435456 HTTP/1.1\r\nhost: a\r\n\r\n")
+        .await
+        .unwrap();
+    // Read nothing until the server must have given up.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(server.runtime.live_instances(), 0, "the instance is freed");
+    let mut sink = vec![0u8; 1 << 20];
+    let drained = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        let mut total = 0usize;
+        loop {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => return total,
+                Ok(n) => total += n,
+            }
+        }
+    })
+    .await
+    .expect("the connection was closed");
+    assert!(
+        drained < 268_435_456,
+        "the whole body arrived ({drained} bytes)"
+    );
+    assert_eq!(get(&server, Proto::H1, "/hello").await.0, 200);
+}
+
+/// Idle connections are closed: HTTP/1.1 keep-alive at the header-read
+/// timeout (2 s), HTTP/2 with no stream in flight at the idle timeout.
+#[tokio::test]
+async fn idle_keep_alive_and_http2_connections_are_closed() {
+    let server = TestServer::start_with_server_config(
+        "suite",
+        berth::ServerConfig {
+            idle_timeout: std::time::Duration::from_secs(1),
+            ..test_server_config()
+        },
+    )
+    .await;
+    let mut h1 = TcpStream::connect(server.addr).await.unwrap();
+    h1.write_all(b"GET /hello HTTP/1.1\r\nhost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = h1.read(&mut buf).await.unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+
+    let tcp = TcpStream::connect(server.addr).await.unwrap();
+    let (mut h2, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .unwrap();
+    let h2_done = tokio::spawn(conn);
+    let req = http::Request::get(server.url("/hello"))
+        .body(empty())
+        .unwrap();
+    let resp = h2.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    read_body(resp).await.unwrap();
+
+    let started = std::time::Instant::now();
+    tokio::time::timeout(std::time::Duration::from_secs(5), h2_done)
+        .await
+        .expect("the idle HTTP/2 connection was closed")
+        .unwrap()
+        .ok();
+    assert!(started.elapsed() >= std::time::Duration::from_millis(900));
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(5), h1.read(&mut buf)).await;
+    assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "{closed:?}");
+}

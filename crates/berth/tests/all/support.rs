@@ -109,7 +109,17 @@ impl TestServer {
 
     /// Serves `component` with front-end settings `server_config`.
     pub async fn start_with_server_config(component: &str, server_config: ServerConfig) -> Self {
-        let runtime = Runtime::new(test_config(), &fixture(component), component).unwrap();
+        Self::start_configured(component, test_config(), server_config).await
+    }
+
+    /// Serves `component` with runtime `config` and front-end settings
+    /// `server_config`.
+    pub async fn start_configured(
+        component: &str,
+        config: RuntimeConfig,
+        server_config: ServerConfig,
+    ) -> Self {
+        let runtime = Runtime::new(config, &fixture(component), component).unwrap();
         Self::serve_configured(runtime, Default::default(), server_config).await
     }
 

@@ -102,6 +102,22 @@ pub(crate) struct ServeCommand {
     #[arg(long, value_name = "SECS", default_value_t = berth::config::DEFAULT_HEADER_READ_TIMEOUT.as_secs())]
     header_read_timeout_secs: u64,
 
+    /// Seconds a connection may stay open with no request in flight
+    /// (HTTP/2; idle HTTP/1.1 keep-alive connections are closed by the
+    /// header-read timeout).
+    #[arg(long, value_name = "SECS", default_value_t = berth::config::DEFAULT_IDLE_TIMEOUT.as_secs())]
+    idle_timeout_secs: u64,
+
+    /// Seconds a response write may make no progress (the client stopped
+    /// reading) before the connection is closed and its instance freed.
+    #[arg(long, value_name = "SECS", default_value_t = berth::config::DEFAULT_WRITE_TIMEOUT.as_secs())]
+    write_timeout_secs: u64,
+
+    /// Seconds between HTTP/2 keep-alive PINGs; a peer that does not
+    /// answer within as long is closed as dead.
+    #[arg(long, value_name = "SECS", default_value_t = berth::config::DEFAULT_H2_KEEP_ALIVE_INTERVAL.as_secs())]
+    h2_keep_alive_interval_secs: u64,
+
     /// Most open connections; more clients wait in the accept queue.
     #[arg(long, value_name = "N", default_value_t = berth::config::DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
@@ -168,6 +184,9 @@ impl ServeCommand {
             addr: self.addr,
             drain_timeout: Duration::from_secs(self.drain_timeout_secs),
             header_read_timeout: Duration::from_secs(self.header_read_timeout_secs),
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs),
+            write_timeout: Duration::from_secs(self.write_timeout_secs),
+            h2_keep_alive_interval: Duration::from_secs(self.h2_keep_alive_interval_secs),
             max_connections: self.max_connections,
             h2_max_concurrent_streams: self.h2_max_concurrent_streams,
             max_header_bytes: self.max_header_bytes,
