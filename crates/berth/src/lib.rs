@@ -16,6 +16,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod admission;
 pub mod config;
 mod conn;
 pub mod limits;

@@ -16,6 +16,7 @@ use http_body_util::BodyExt;
 /// The status a failed request is answered with.
 pub fn status_for(err: &HandleError) -> StatusCode {
     match err {
+        _ if err.is_overload() => StatusCode::SERVICE_UNAVAILABLE,
         HandleError::Timeout(_) | HandleError::CpuLimit(_) => StatusCode::GATEWAY_TIMEOUT,
         HandleError::Guest(code) => status_for_guest_error(code),
         _ => StatusCode::INTERNAL_SERVER_ERROR,
@@ -55,8 +56,18 @@ pub fn error_response(status: StatusCode, request_id: u64) -> http::Response<Res
         http::header::CONTENT_TYPE,
         http::HeaderValue::from_static("text/plain; charset=utf-8"),
     );
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        // Overload is momentary: ask the client to come back shortly.
+        response.headers_mut().insert(
+            http::header::RETRY_AFTER,
+            http::HeaderValue::from_static(RETRY_AFTER_SECS),
+        );
+    }
     response
 }
+
+/// The `Retry-After` of every `503` (seconds).
+pub const RETRY_AFTER_SECS: &str = "1";
 
 /// What the access log line says about one request.
 #[derive(Debug)]
@@ -135,6 +146,8 @@ pub struct ResponseBody {
     /// Set when the request body broke a limit: the response, already
     /// started, is aborted rather than finished.
     tripwire: Option<crate::limits::Tripwire>,
+    /// The request's admission place, released when the body ends.
+    place: Option<crate::admission::Place>,
 }
 
 impl ResponseBody {
@@ -147,6 +160,7 @@ impl ResponseBody {
             },
             log: None,
             tripwire: None,
+            place: None,
         }
     }
 
@@ -156,6 +170,7 @@ impl ResponseBody {
             inner: Inner::Fixed(Some(bytes)),
             log: None,
             tripwire: None,
+            place: None,
         }
     }
 
@@ -163,6 +178,12 @@ impl ResponseBody {
     /// answers breaks a limit.
     pub(crate) fn abort_on(mut self, tripwire: crate::limits::Tripwire) -> Self {
         self.tripwire = Some(tripwire);
+        self
+    }
+
+    /// Keeps the request's admission place until this body ends.
+    pub(crate) fn holding(mut self, place: crate::admission::Place) -> Self {
+        self.place = Some(place);
         self
     }
 
@@ -348,6 +369,7 @@ pub async fn hold_head(
         },
         log: None,
         tripwire: None,
+        place: None,
     };
     Ok(http::Response::from_parts(parts, body))
 }

@@ -4,6 +4,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -14,6 +15,7 @@ use http::uri::{Authority, Scheme};
 use http_body::Body;
 use http_body_util::BodyExt;
 
+use crate::admission::{Admission, AdmissionLimits};
 use crate::limits::{BodyLimits, LimitedBody, Tripwire};
 use crate::request::{HeadLimits, normalize};
 use crate::response::{
@@ -29,19 +31,30 @@ pub struct WasiHttpService {
     local_authority: Authority,
     limits: BodyLimits,
     head_limits: HeadLimits,
+    admission: Arc<Admission>,
 }
 
 impl WasiHttpService {
     /// A service for requests arriving over plain HTTP at `local_authority`
     /// (used as the authority of HTTP/1.0 requests without `Host`).
     pub fn new(runtime: Runtime, local_authority: Authority) -> Self {
+        let places = usize::try_from(runtime.config().max_instances).unwrap_or(usize::MAX);
         Self {
+            admission: Admission::new(AdmissionLimits::new(places)),
             runtime,
             scheme: Scheme::HTTP,
             local_authority,
             limits: BodyLimits::default(),
             head_limits: HeadLimits::default(),
         }
+    }
+
+    /// Sets the admission limits (requests at once, queue, wait); past
+    /// them requests get `503` with `Retry-After`. See [`crate::admission`].
+    /// Clones made before this call keep the previous limits.
+    pub fn with_admission(mut self, limits: AdmissionLimits) -> Self {
+        self.admission = Admission::new(limits);
+        self
     }
 
     /// Sets the caps on request targets and header counts (`414` / `431`);
@@ -123,6 +136,8 @@ where
     type Error = Infallible;
     type Future = ResponseFuture;
 
+    /// Always ready: admission is decided in `call` (see
+    /// [`crate::admission`]), where an overloaded request gets its `503`.
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
     }
@@ -157,6 +172,14 @@ where
                 let status = http::StatusCode::PAYLOAD_TOO_LARGE;
                 return Ok(error_response(status, id).map(|b| b.with_log(log, status)));
             }
+            let Some(place) = this.admission.admit().await else {
+                tracing::warn!(
+                    request_id = id,
+                    "overloaded: every admission place is taken; answering 503"
+                );
+                let status = http::StatusCode::SERVICE_UNAVAILABLE;
+                return Ok(error_response(status, id).map(|b| b.with_log(log, status)));
+            };
             let tripwire = Tripwire::default();
             let request = request.map(|body| {
                 let body = body.map_err(|e| body_error_code(&e)).boxed();
@@ -182,9 +205,8 @@ where
                         Hold::FirstFrame
                     };
                     match hold_head(response, id, hold).await {
-                        Ok(response) => {
-                            Ok(response.map(|b| b.abort_on(tripwire).with_log(log, status)))
-                        }
+                        Ok(response) => Ok(response
+                            .map(|b| b.abort_on(tripwire).holding(place).with_log(log, status))),
                         Err(code) => {
                             // Nothing reached the client yet: say so properly
                             // (and why, if the request body broke a limit).

@@ -128,6 +128,14 @@ impl HandleError {
     pub fn is_timeout(&self) -> bool {
         matches!(self, HandleError::Timeout(_) | HandleError::CpuLimit(_))
     }
+
+    /// Whether the host had no room for another instance (the pooling
+    /// allocator is full): overload, not a fault of the request (the
+    /// front-end answers 503).
+    pub fn is_overload(&self) -> bool {
+        matches!(self, HandleError::Instantiate(e)
+            if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some())
+    }
 }
 
 /// The trap raised when a guest exceeds its CPU budget.

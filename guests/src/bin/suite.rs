@@ -45,6 +45,12 @@ impl wasip2::exports::http::incoming_handler::Guest for Suite {
                 wasip2::clocks::monotonic_clock::subscribe_duration(3_600_000_000_000).block();
                 respond(out, 200, &[], b"woke up\n");
             }
+            "/sleep" => {
+                // Waits in the host (no CPU), then answers: a slow, healthy request.
+                let ms: u64 = query_param(&path, "ms").and_then(|m| m.parse().ok()).unwrap_or(100);
+                wasip2::clocks::monotonic_clock::subscribe_duration(ms * 1_000_000).block();
+                respond(out, 200, &[], b"slept\n");
+            }
             "/no-set" => drop(out),
             "/drop-body" => drop_body(out),
             "/set-then-trap" => {

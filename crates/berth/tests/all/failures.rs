@@ -353,3 +353,63 @@ async fn the_drain_cuts_what_is_left_at_its_deadline() {
         "the cut request's instance is freed"
     );
 }
+
+/// More concurrent slow requests than the admission cap: the admitted ones
+/// get 200, the excess 503 with `Retry-After`, none a 500.
+#[tokio::test]
+async fn overload_is_503_with_retry_after_never_500() {
+    let limits = berth::admission::AdmissionLimits {
+        max_concurrent: 4,
+        max_queued: 2,
+        wait: Duration::from_millis(100),
+    };
+    let server = TestServer::start_with_admission("suite", test_config(), limits).await;
+    let mut requests = Vec::new();
+    for i in 0..16 {
+        let req = for_proto(
+            request("GET", &server.url("/sleep?ms=800"), empty()),
+            PROTOS[i % 2],
+        );
+        requests.push(tokio::spawn(send(server.addr, PROTOS[i % 2], req)));
+    }
+    let (mut ok, mut refused) = (0, 0);
+    for request in requests {
+        let resp = request.await.unwrap();
+        match resp.status().as_u16() {
+            200 => ok += 1,
+            503 => {
+                assert_eq!(resp.headers()["retry-after"], "1");
+                refused += 1;
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert_eq!(ok, 4, "{ok} admitted, {refused} refused");
+    assert_eq!(refused, 12);
+    // Places are released when responses end: the server serves again.
+    assert_eq!(get(&server, Proto::H1, "/hello").await.0, 200);
+    server.assert_idle().await;
+}
+
+/// A full instance pool is overload too: 503, not 500.
+#[tokio::test]
+async fn an_exhausted_instance_pool_is_503() {
+    let config = berth::RuntimeConfig {
+        max_instances: 2,
+        ..test_config()
+    };
+    let limits = berth::admission::AdmissionLimits::new(16);
+    let server = TestServer::start_with_admission("suite", config, limits).await;
+    let mut requests = Vec::new();
+    for _ in 0..4 {
+        let req = request("GET", &server.url("/sleep?ms=800"), empty());
+        requests.push(tokio::spawn(send(server.addr, Proto::H1, req)));
+    }
+    let mut statuses = Vec::new();
+    for request in requests {
+        statuses.push(request.await.unwrap().status().as_u16());
+    }
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 200, 503, 503]);
+    server.assert_idle().await;
+}

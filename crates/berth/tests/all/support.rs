@@ -123,15 +123,41 @@ impl TestServer {
         Self::serve_configured(runtime, Default::default(), server_config).await
     }
 
+    /// Serves `component` with runtime `config` and admission `limits`.
+    pub async fn start_with_admission(
+        component: &str,
+        config: RuntimeConfig,
+        limits: berth::admission::AdmissionLimits,
+    ) -> Self {
+        let runtime = Runtime::new(config, &fixture(component), component).unwrap();
+        Self::serve_service(runtime, test_server_config(), |service| {
+            service.with_admission(limits)
+        })
+        .await
+    }
+
     async fn serve_configured(
         runtime: Runtime,
         limits: berth::limits::BodyLimits,
         server_config: ServerConfig,
     ) -> Self {
+        Self::serve_service(runtime, server_config, |service| {
+            service.with_body_limits(limits)
+        })
+        .await
+    }
+
+    async fn serve_service(
+        runtime: Runtime,
+        server_config: ServerConfig,
+        configure: impl FnOnce(WasiHttpService) -> WasiHttpService,
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let service = WasiHttpService::new(runtime.clone(), addr.to_string().parse().unwrap())
-            .with_body_limits(limits);
+        let service = configure(WasiHttpService::new(
+            runtime.clone(),
+            addr.to_string().parse().unwrap(),
+        ));
         let (stop, stopped) = oneshot::channel::<()>();
         let done = tokio::spawn(async move {
             berth::serve(listener, service, &server_config, async {

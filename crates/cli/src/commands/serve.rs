@@ -118,6 +118,21 @@ pub(crate) struct ServeCommand {
     #[arg(long, value_name = "SECS", default_value_t = berth::config::DEFAULT_H2_KEEP_ALIVE_INTERVAL.as_secs())]
     h2_keep_alive_interval_secs: u64,
 
+    /// Requests running guest code at once [default: the instance pool
+    /// size]; more wait up to --admission-wait-ms, then get 503 with
+    /// Retry-After.
+    #[arg(long, value_name = "N")]
+    max_concurrent_requests: Option<usize>,
+
+    /// Requests that may wait for a place [default: as many as
+    /// --max-concurrent-requests]; more get 503 at once.
+    #[arg(long, value_name = "N")]
+    admission_queue: Option<usize>,
+
+    /// Milliseconds a request waits for a place before its 503.
+    #[arg(long, value_name = "MS", default_value_t = berth::admission::DEFAULT_ADMISSION_WAIT.as_millis() as u64)]
+    admission_wait_ms: u64,
+
     /// Most open connections; more clients wait in the accept queue.
     #[arg(long, value_name = "N", default_value_t = berth::config::DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
@@ -229,6 +244,17 @@ impl ServeCommand {
             .collect::<Vec<_>>()
             .join(" -> ");
         let client = berth::outbound::DefaultClient::new(self.outbound.config())?;
+        let places = self
+            .max_concurrent_requests
+            .unwrap_or(runtime_config.max_instances as usize);
+        let admission = berth::admission::AdmissionLimits {
+            max_concurrent: places,
+            max_queued: self.admission_queue.unwrap_or(places),
+            wait: Duration::from_millis(self.admission_wait_ms),
+        };
+        if admission.max_concurrent == 0 {
+            bail!("--max-concurrent-requests must be at least 1");
+        }
         let runtime = Runtime::builder(runtime_config)
             .outbound(Arc::new(client))
             .build_chain(&sources)?;
@@ -255,7 +281,9 @@ impl ServeCommand {
                 .to_string()
                 .parse()
                 .context("bound address is not a valid authority")?;
-            let service = WasiHttpService::new(runtime, authority).with_body_limits(body_limits);
+            let service = WasiHttpService::new(runtime, authority)
+                .with_body_limits(body_limits)
+                .with_admission(admission);
             let scheme = match &server_config.tls {
                 Some(tls) => {
                     reload_on_sighup(tls.clone());
