@@ -9,6 +9,7 @@ top="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$top"
 runs="${1:-10}"
 source scripts/bench-lib.sh
+need_wasmtime
 guest="${GUEST:-$top/guests/prebuilt/suite.wasm}"
 cache="$(mktemp -d)"
 "$berth" compile "$guest" --cache-dir "$cache" 2>/dev/null

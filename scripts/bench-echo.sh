@@ -10,6 +10,7 @@ top="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$top"
 size_mib="${1:-1024}"
 source scripts/bench-lib.sh
+need_wasmtime
 guest="$top/guests/prebuilt/suite.wasm"
 
 printf '%-10s %10s %14s\n' host "MB/s" "peak RSS MiB"

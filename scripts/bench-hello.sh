@@ -16,6 +16,7 @@ top="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$top"
 rounds="${1:-3}" seconds="${2:-10}" conns="${3:-16}"
 source scripts/bench-lib.sh
+need_wasmtime
 guest_name="${GUEST:-suite}"
 guest="$top/guests/prebuilt/$guest_name.wasm"
 path="${URL_PATH:-/hello}"

@@ -1,16 +1,20 @@
 # Shared helpers of the bench-*.sh scripts (sourced, not run).
-# Sets: berth, origin_bin, wasmtime; provides free_port, wait_http,
-# measure (wrk run appended to $results) and summarize.
+# Sets: berth, origin_bin, wasmtime; provides need_wasmtime, free_port,
+# wait_http, measure (wrk run appended to $results) and summarize.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/berth-target}"
 bench_dir="$HOME/.cache/berth-bench"
 wasmtime="${WASMTIME:-$bench_dir/wasmtime-48/bin/wasmtime}"
 
 command -v wrk >/dev/null || { echo "wrk is required: apt-get install wrk" >&2; exit 1; }
-if [ ! -x "$wasmtime" ]; then
-  echo "installing wasmtime-cli 48.0.8 into $bench_dir (once) ..." >&2
-  CARGO_TARGET_DIR="$bench_dir/target" cargo install --quiet wasmtime-cli --version 48.0.8 --locked \
-    --root "$bench_dir/wasmtime-48"
-fi
+# need_wasmtime: installs `wasmtime serve` 48 for the scripts that compare
+# against it (once; a long build).
+need_wasmtime() {
+  if [ ! -x "$wasmtime" ]; then
+    echo "installing wasmtime-cli 48.0.8 into $bench_dir (once) ..." >&2
+    CARGO_TARGET_DIR="$bench_dir/target" cargo install --quiet wasmtime-cli --version 48.0.8 --locked \
+      --root "$bench_dir/wasmtime-48"
+  fi
+}
 cargo build --quiet --release --locked -p berth-cli -p berth-bench-origin
 berth="$CARGO_TARGET_DIR/release/berth"
 origin_bin="$CARGO_TARGET_DIR/release/berth-bench-origin"

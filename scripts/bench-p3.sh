@@ -12,6 +12,7 @@ top="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$top"
 rounds="${1:-3}" seconds="${2:-10}" conns="${3:-16}"
 source scripts/bench-lib.sh
+need_wasmtime
 guest="$top/guests/prebuilt/p3-hello.wasm"
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 

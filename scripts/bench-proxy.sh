@@ -12,6 +12,7 @@ top="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$top"
 rounds="${1:-3}" seconds="${2:-10}" conns="${3:-16}"
 source scripts/bench-lib.sh
+need_wasmtime
 proxy="$top/guests/prebuilt/proxy.wasm"
 
 run_one() { # host
