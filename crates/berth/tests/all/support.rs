@@ -35,6 +35,25 @@ pub fn test_config() -> RuntimeConfig {
     }
 }
 
+/// Panics anywhere in this test process since the first server started:
+/// host code (connection tasks, the runtime, the service) must never panic,
+/// whatever a client or guest does (guest panics are wasm traps, not host
+/// panics). Every server asserts it when dropped.
+static HOST_PANICS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Installs (once) the panic hook that counts into [`HOST_PANICS`], keeping
+/// the default report.
+fn count_panics() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let report = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            HOST_PANICS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            report(info);
+        }));
+    });
+}
+
 /// Front-end settings for tests: a short drain and header-read timeout.
 pub fn test_server_config() -> ServerConfig {
     ServerConfig {
@@ -152,6 +171,7 @@ impl TestServer {
         server_config: ServerConfig,
         configure: impl FnOnce(WasiHttpService) -> WasiHttpService,
     ) -> Self {
+        count_panics();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let service = configure(WasiHttpService::new(
@@ -207,6 +227,11 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
+        }
+        // A failing test panics itself; only check tests that passed.
+        if !std::thread::panicking() {
+            let panics = HOST_PANICS.load(std::sync::atomic::Ordering::SeqCst);
+            assert_eq!(panics, 0, "{panics} panic(s) in the host during the tests");
         }
     }
 }
