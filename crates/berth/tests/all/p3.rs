@@ -339,15 +339,6 @@ async fn post_return_work_runs_under_the_cpu_limit() {
     assert_eq!(get(&server, Proto::H2, "/").await.0, 200);
 }
 
-fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-        .unwrap()
-}
-
 #[tokio::test]
 async fn a_guest_creating_streams_forever_is_stopped_with_bounded_memory() {
     let server = TestServer::start("p3-suite").await;

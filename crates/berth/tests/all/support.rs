@@ -358,3 +358,13 @@ fn tokio_stream_from<T: Send + 'static>(
 ) -> impl futures::Stream<Item = T> + Send + Sync + 'static {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
+
+/// This test process's resident memory, in KiB (the server runs in it).
+pub fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap()
+}
