@@ -46,18 +46,10 @@ impl Conn {
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
-        let Conn {
-            peer,
-            service,
-            builder,
-            watcher,
-            first_request_timeout,
-            idle_timeout,
-            write_timeout,
-        } = self;
         let activity = Activity::new();
         let svc = service_fn({
             let activity = activity.clone();
+            let service = self.service;
             move |req| {
                 let in_flight = activity.start();
                 let response = service.clone().call(req);
@@ -69,12 +61,13 @@ impl Conn {
                 }
             }
         });
-        let io = TokioIo::new(StallGuard::new(stream, write_timeout));
-        let conn = watcher.watch(builder.serve_connection(io, svc));
+        let io = TokioIo::new(StallGuard::new(stream, self.write_timeout));
+        let conn = self.watcher.watch(self.builder.serve_connection(io, svc));
         let result = tokio::select! {
             result = conn => Some(result),
-            () = crate::conn::idle(&activity, first_request_timeout, idle_timeout) => None,
+            () = crate::conn::idle(&activity, self.first_request_timeout, self.idle_timeout) => None,
         };
+        let peer = self.peer;
         match result {
             Some(Err(err)) => tracing::debug!(%peer, "connection ended with an error: {err}"),
             Some(Ok(())) => {}
