@@ -20,7 +20,8 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Default time a response write may make no progress before the
 /// connection is closed and its guest instance freed (30 s: the client
-/// stopped reading).
+/// stopped reading its socket, or holds its HTTP/2 flow-control window
+/// shut).
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Default interval of HTTP/2 keep-alive PINGs, which is also how long the

@@ -12,6 +12,12 @@
 //! * [`StallGuard`] fails a write that has made no progress for the write
 //!   timeout (a client that stopped reading), so the connection ends and
 //!   the guest instance behind it is freed.
+//! * The same timeout covers a client that keeps its socket read but its
+//!   HTTP/2 flow-control window shut (hardening A17): a [`Tracked`]
+//!   response body that is ready and waits for hyper to take it is
+//!   *awaiting the client*; when a connection has responses awaiting the
+//!   client and hands out no frame for the write timeout, [`idle`]
+//!   resolves and the connection (with every instance behind it) ends.
 
 use std::io;
 use std::pin::Pin;
@@ -33,6 +39,11 @@ pub(crate) struct Activity {
     /// Milliseconds after `opened` when a request last ended; `u64::MAX`
     /// until the first request started.
     last_ended_ms: AtomicU64,
+    /// Response bodies ready for hyper that it has not come back for.
+    awaiting_client: AtomicUsize,
+    /// Milliseconds after `opened` when hyper last took a response frame
+    /// (or asked for one).
+    last_progress_ms: AtomicU64,
 }
 
 impl Activity {
@@ -41,6 +52,8 @@ impl Activity {
             opened: Instant::now(),
             in_flight: AtomicUsize::new(0),
             last_ended_ms: AtomicU64::new(u64::MAX),
+            awaiting_client: AtomicUsize::new(0),
+            last_progress_ms: AtomicU64::new(0),
         })
     }
 
@@ -62,17 +75,41 @@ impl Activity {
         u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX - 1)
     }
 
-    /// When the connection becomes closable if nothing happens meanwhile,
-    /// or `None` while a request is in flight.
-    fn closable_at(&self, first_request: Duration, idle: Duration) -> Option<Instant> {
+    /// Hyper took a response frame or asked for the next one.
+    fn progress(&self) {
+        self.last_progress_ms
+            .store(self.elapsed_ms(), Ordering::Release);
+    }
+
+    /// When the connection becomes closable if nothing happens meanwhile:
+    /// idle (see [`idle`]) or, while requests are in flight, stalled by a
+    /// client that takes none of the responses waiting for it. `None`
+    /// while requests are in flight and none waits on the client.
+    fn closable_at(&self, limits: &Timeouts) -> Option<Instant> {
         if self.in_flight.load(Ordering::Acquire) > 0 {
-            return None;
+            if self.awaiting_client.load(Ordering::Acquire) == 0 {
+                return None;
+            }
+            let progress = self.last_progress_ms.load(Ordering::Acquire);
+            return Some(self.opened + Duration::from_millis(progress) + limits.write);
         }
         match self.last_ended_ms.load(Ordering::Acquire) {
-            u64::MAX => Some(self.opened + first_request),
-            ended => Some(self.opened + Duration::from_millis(ended) + idle),
+            u64::MAX => Some(self.opened + limits.first_request),
+            ended => Some(self.opened + Duration::from_millis(ended) + limits.idle),
         }
     }
+}
+
+/// The three clocks of [`idle`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timeouts {
+    /// A new connection's first request must arrive within this.
+    pub(crate) first_request: Duration,
+    /// A connection with no request in flight is closed after this.
+    pub(crate) idle: Duration,
+    /// Responses waiting on a client that takes none of them are given up
+    /// after this.
+    pub(crate) write: Duration,
 }
 
 /// One request in flight; ends it when dropped.
@@ -88,13 +125,18 @@ impl Drop for InFlight {
     }
 }
 
-/// Resolves when the connection has had no request for too long: none
-/// within `first_request` of opening, or none in flight for `idle`.
-pub(crate) async fn idle(activity: &Activity, first_request: Duration, idle: Duration) {
+/// Resolves when the connection should be closed: no request within
+/// `first_request` of opening, none in flight for `idle`, or responses
+/// waiting on a client that has taken no frame for `write`.
+pub(crate) async fn idle(activity: &Activity, limits: Timeouts) {
     // While requests are in flight, look again at this pace.
-    let recheck = idle.min(first_request).max(Duration::from_millis(100));
+    let recheck = limits
+        .idle
+        .min(limits.first_request)
+        .min(limits.write)
+        .max(Duration::from_millis(100));
     loop {
-        match activity.closable_at(first_request, idle) {
+        match activity.closable_at(&limits) {
             Some(at) if at <= Instant::now() => return,
             Some(at) => tokio::time::sleep_until(at).await,
             None => tokio::time::sleep(recheck).await,
@@ -102,19 +144,46 @@ pub(crate) async fn idle(activity: &Activity, first_request: Duration, idle: Dur
     }
 }
 
-/// A response body that ends its request's [`InFlight`] when dropped.
+/// A response body that ends its request's [`InFlight`] when dropped, and
+/// tells its connection whether it waits on the client: from the moment
+/// it is handed to hyper, and after each frame, until hyper asks for more.
 #[derive(Debug)]
 pub(crate) struct Tracked<B> {
     body: B,
-    _in_flight: InFlight,
+    in_flight: InFlight,
+    awaiting_client: bool,
 }
 
 impl<B> Tracked<B> {
     pub(crate) fn new(body: B, in_flight: InFlight) -> Self {
-        Self {
+        let mut tracked = Self {
             body,
-            _in_flight: in_flight,
+            in_flight,
+            awaiting_client: false,
+        };
+        // A response handed over is progress; its body now waits on hyper.
+        tracked.in_flight.0.progress();
+        tracked.set_awaiting(true);
+        tracked
+    }
+
+    fn set_awaiting(&mut self, awaiting: bool) {
+        if awaiting == self.awaiting_client {
+            return;
         }
+        self.awaiting_client = awaiting;
+        let activity = &self.in_flight.0;
+        if awaiting {
+            activity.awaiting_client.fetch_add(1, Ordering::AcqRel);
+        } else {
+            activity.awaiting_client.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+impl<B> Drop for Tracked<B> {
+    fn drop(&mut self) {
+        self.set_awaiting(false);
     }
 }
 
@@ -126,7 +195,13 @@ impl<B: Body<Data = Bytes> + Unpin> Body for Tracked<B> {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
+        self.in_flight.0.progress();
+        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        // A frame handed out waits on the client until hyper comes back;
+        // a pending body or its end waits on nobody.
+        let awaiting = matches!(polled, Poll::Ready(Some(Ok(_))));
+        self.set_awaiting(awaiting);
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -237,21 +312,73 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_connection_is_idle_before_its_first_request_and_after_its_last() {
         let activity = Activity::new();
-        let (first, idle_for) = (Duration::from_secs(10), Duration::from_secs(60));
-        tokio::time::timeout(Duration::from_secs(11), idle(&activity, first, idle_for))
+        let limits = Timeouts {
+            first_request: Duration::from_secs(10),
+            idle: Duration::from_secs(60),
+            write: Duration::from_secs(30),
+        };
+        tokio::time::timeout(Duration::from_secs(11), idle(&activity, limits))
             .await
             .expect("closable 10 s after opening without a request");
 
         let activity = Activity::new();
         let request = activity.start();
-        let waiting =
-            tokio::time::timeout(Duration::from_secs(120), idle(&activity, first, idle_for));
+        let waiting = tokio::time::timeout(Duration::from_secs(120), idle(&activity, limits));
         // In flight: never idle, however long it takes.
         assert!(waiting.await.is_err());
         drop(request);
         let started = Instant::now();
-        idle(&activity, first, idle_for).await;
-        assert_eq!(started.elapsed(), idle_for);
+        idle(&activity, limits).await;
+        assert_eq!(started.elapsed(), limits.idle);
+    }
+
+    /// A body that always has a frame ready.
+    struct Endless;
+
+    impl Body for Endless {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"x")))))
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_response_nobody_takes_stalls_the_connection_after_the_write_timeout() {
+        let limits = Timeouts {
+            first_request: Duration::from_secs(10),
+            idle: Duration::from_secs(60),
+            write: Duration::from_secs(30),
+        };
+        let activity = Activity::new();
+        let mut body = Tracked::new(Endless, activity.start());
+        // Taken frame after frame for a minute: never stalled.
+        let taking = async {
+            loop {
+                std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        };
+        tokio::select! {
+            () = taking => unreachable!(),
+            () = idle(&activity, limits) => panic!("stalled while the client took frames"),
+            () = tokio::time::sleep(Duration::from_secs(60)) => {}
+        }
+        // The client stops taking them (a shut HTTP/2 window).
+        let started = Instant::now();
+        idle(&activity, limits).await;
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_secs(29) && waited <= limits.write,
+            "{waited:?}"
+        );
+        // Once the body is gone nothing waits on the client.
+        drop(body);
+        assert_eq!(activity.awaiting_client.load(Ordering::Acquire), 0);
     }
 
     #[tokio::test(start_paused = true)]

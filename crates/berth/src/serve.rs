@@ -14,7 +14,7 @@ use tokio::sync::Semaphore;
 use tower_service::Service as _;
 
 use crate::config::ServerConfig;
-use crate::conn::{Activity, StallGuard, Tracked};
+use crate::conn::{Activity, StallGuard, Timeouts, Tracked};
 use crate::service::WasiHttpService;
 
 /// Aborts a background task when dropped (the certificate watcher lives as
@@ -33,9 +33,7 @@ struct Conn {
     service: WasiHttpService,
     builder: Arc<auto::Builder<TokioExecutor>>,
     watcher: hyper_util::server::graceful::Watcher,
-    first_request_timeout: Duration,
-    idle_timeout: Duration,
-    write_timeout: Duration,
+    timeouts: Timeouts,
 }
 
 impl Conn {
@@ -61,17 +59,17 @@ impl Conn {
                 }
             }
         });
-        let io = TokioIo::new(StallGuard::new(stream, self.write_timeout));
+        let io = TokioIo::new(StallGuard::new(stream, self.timeouts.write));
         let conn = self.watcher.watch(self.builder.serve_connection(io, svc));
         let result = tokio::select! {
             result = conn => Some(result),
-            () = crate::conn::idle(&activity, self.first_request_timeout, self.idle_timeout) => None,
+            () = crate::conn::idle(&activity, self.timeouts) => None,
         };
         let peer = self.peer;
         match result {
             Some(Err(err)) => tracing::debug!(%peer, "connection ended with an error: {err}"),
             Some(Ok(())) => {}
-            None => tracing::debug!(%peer, "connection closed: idle"),
+            None => tracing::debug!(%peer, "connection closed: idle, or the client took nothing"),
         }
     }
 }
@@ -125,9 +123,11 @@ pub async fn serve(
             tls.clone().watch(crate::tls::DEFAULT_RELOAD_INTERVAL),
         ))
     });
-    let first_request_timeout = config.header_read_timeout;
-    let idle_timeout = config.idle_timeout;
-    let write_timeout = config.write_timeout;
+    let timeouts = Timeouts {
+        first_request: config.header_read_timeout,
+        idle: config.idle_timeout,
+        write: config.write_timeout,
+    };
     let builder = Arc::new(builder(config));
     let connections = Arc::new(Semaphore::new(config.max_connections));
     let graceful = GracefulShutdown::new();
@@ -175,9 +175,7 @@ pub async fn serve(
                 service,
                 builder,
                 watcher,
-                first_request_timeout,
-                idle_timeout,
-                write_timeout,
+                timeouts,
             };
             match tls {
                 None => conn.run(stream).await,

@@ -266,6 +266,58 @@ async fn silent_and_half_open_connections_are_closed_at_the_header_timeout() {
     }
 }
 
+/// The scale: 5 000 sockets that send nothing or part of the
+/// HTTP/2 preface, under the default connection cap. A healthy client is
+/// served (HTTP/1.1 and HTTP/2) while every one of them is still open,
+/// all are closed at the header-read timeout (5 s here), and memory stays
+/// bounded. The bound is loose because this process also holds the
+/// test's own 5 000 client sockets and runs other tests at the same time
+/// (alone it grows ~44 MiB); `scripts/bench-idle-conns.sh` measures the
+/// server alone.
+#[tokio::test]
+async fn five_thousand_silent_sockets_never_block_a_client_and_are_closed() {
+    const SOCKETS: usize = 5_000;
+    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let server = TestServer::start_with_server_config(
+        "suite",
+        berth::ServerConfig {
+            header_read_timeout: std::time::Duration::from_secs(5),
+            ..test_server_config()
+        },
+    )
+    .await;
+    let before = rss_kib();
+    let first = std::time::Instant::now();
+    let mut idle = Vec::with_capacity(SOCKETS);
+    for i in 0..SOCKETS {
+        let mut stream = TcpStream::connect(server.addr).await.unwrap_or_else(|e| {
+            panic!("socket {i}: {e} (the test needs ~10 500 file descriptors)")
+        });
+        if i % 2 == 1 {
+            stream.write_all(&PREFACE[..10]).await.unwrap();
+        }
+        idle.push(stream);
+    }
+    eprintln!("{SOCKETS} silent sockets opened in {:?}", first.elapsed());
+    for proto in PROTOS {
+        assert_eq!(get(&server, proto, "/hello").await.0, 200);
+    }
+    let grown = rss_kib().saturating_sub(before);
+    eprintln!("{SOCKETS} silent sockets: process RSS grew by {grown} KiB");
+    assert!(grown < 256 * 1024, "grew by {grown} KiB");
+    // Served before the first silent socket could have been closed.
+    assert!(first.elapsed() < std::time::Duration::from_secs(5));
+    for (i, mut stream) in idle.into_iter().enumerate() {
+        let mut buf = Vec::new();
+        let read = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            stream.read_to_end(&mut buf),
+        )
+        .await;
+        assert!(read.is_ok(), "silent socket {i} is still open");
+    }
+}
+
 fn small_limits() -> berth::limits::BodyLimits {
     berth::limits::BodyLimits {
         max_bytes: 1000,
@@ -509,19 +561,6 @@ async fn reset_flood(
     (sent, after - before - 1)
 }
 
-/// Waits until no guest instance is alive, failing after `within`.
-async fn wait_until_idle(server: &TestServer, within: std::time::Duration) {
-    let deadline = tokio::time::Instant::now() + within;
-    while server.runtime.live_instances() > 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{} instances still alive",
-            server.runtime.live_instances()
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-}
-
 /// Hardening A12, HTTP/2 Rapid Reset: streams opened and reset at once
 /// never pile up guest work, and streams reset while their guest runs
 /// cancel it promptly (long before the 60 s wall clock); no instance
@@ -642,90 +681,4 @@ async fn idle_keep_alive_and_http2_connections_are_closed() {
     assert!(started.elapsed() >= std::time::Duration::from_millis(900));
     let closed = tokio::time::timeout(std::time::Duration::from_secs(5), h1.read(&mut buf)).await;
     assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "{closed:?}");
-}
-
-/// One raw HTTP/2 frame: 9-byte header, then the payload.
-fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-    let len = payload.len() as u32;
-    let mut frame = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
-    frame.extend_from_slice(&(stream & 0x7fff_ffff).to_be_bytes());
-    frame.extend_from_slice(payload);
-    frame
-}
-
-const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
-/// Writes `frames` as fast as the server takes them (reading and dropping
-/// whatever it sends, so its writes never block); returns how many bytes
-/// went out before the server closed the connection, or `None` if it was
-/// still open after all of them.
-async fn h2_flood(server: &TestServer, first: &[u8], frame: &[u8], count: usize) -> Option<usize> {
-    let tcp = TcpStream::connect(server.addr).await.unwrap();
-    let (mut read, mut write) = tcp.into_split();
-    let reader = tokio::spawn(async move {
-        let mut sink = vec![0u8; 64 * 1024];
-        while matches!(read.read(&mut sink).await, Ok(n) if n > 0) {}
-    });
-    let mut sent = 0;
-    let mut out = H2_PREFACE.to_vec();
-    out.extend(h2_frame(4, 0, 0, &[])); // empty SETTINGS
-    out.extend_from_slice(first);
-    if write.write_all(&out).await.is_err() {
-        return Some(0);
-    }
-    let batch: Vec<u8> = frame.repeat(64);
-    for _ in 0..count / 64 {
-        if write.write_all(&batch).await.is_err() {
-            reader.abort();
-            return Some(sent);
-        }
-        sent += batch.len();
-    }
-    // Give the server time to act on the last frames.
-    let closed = tokio::time::timeout(std::time::Duration::from_secs(5), reader).await;
-    closed.is_ok().then_some(sent)
-}
-
-/// A14: a header block that never ends (HEADERS without END_HEADERS, then
-/// CONTINUATION frames forever) is cut once it is over the header-list
-/// limit; the server stays healthy.
-#[tokio::test]
-async fn http2_continuation_flood_is_cut_off() {
-    let server = TestServer::start("suite").await;
-    // HEADERS for stream 1 (END_STREAM, no END_HEADERS): a literal header
-    // whose value the CONTINUATION frames keep extending.
-    let mut block = vec![0x00, 0x05];
-    block.extend_from_slice(b"x-big");
-    block.extend_from_slice(&[0x7f, 0xff, 0xff, 0xff, 0x0f]); // a huge value length
-    let headers = h2_frame(1, 0x1, 1, &block);
-    let continuation = h2_frame(9, 0, 1, &[b'a'; 16 * 1024]);
-    // 64 MiB of CONTINUATION frames.
-    let sent = h2_flood(&server, &headers, &continuation, 4096).await;
-    let sent = sent.expect("the connection was closed");
-    assert!(
-        sent < 32 << 20,
-        "took {sent} bytes of header block before closing"
-    );
-    assert_eq!(get(&server, Proto::H2, "/hello").await.0, 200);
-    server.assert_idle().await;
-}
-
-/// A18: PING and SETTINGS floods: the server either keeps up with bounded
-/// memory or closes the connection; it never falls over, and other
-/// clients are served.
-#[tokio::test]
-async fn http2_ping_and_settings_floods_leave_the_server_healthy() {
-    let server = TestServer::start("suite").await;
-    let ping = h2_frame(6, 0, 0, &[7u8; 8]);
-    let settings = h2_frame(4, 0, 0, &[0, 3, 0, 0, 0, 100]); // MAX_CONCURRENT_STREAMS = 100
-    for flood in [ping, settings] {
-        let started = std::time::Instant::now();
-        let before = rss_kib();
-        // 100 000 frames.
-        let _ = h2_flood(&server, &[], &flood, 100_000).await;
-        let grown = rss_kib().saturating_sub(before);
-        assert!(grown < 64 * 1024, "server memory grew by {grown} KiB");
-        assert!(started.elapsed() < std::time::Duration::from_secs(20));
-        assert_eq!(get(&server, Proto::H2, "/hello").await.0, 200);
-    }
 }

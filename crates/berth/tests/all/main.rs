@@ -9,6 +9,7 @@
 
 mod compat;
 mod failures;
+mod h2_abuse;
 mod hardening;
 mod interop;
 mod outbound;

@@ -368,3 +368,16 @@ pub fn rss_kib() -> u64 {
         .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
         .unwrap()
 }
+
+/// Waits until no guest instance is alive, failing after `within`.
+pub async fn wait_until_idle(server: &TestServer, within: Duration) {
+    let deadline = tokio::time::Instant::now() + within;
+    while server.runtime.live_instances() > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} instances still alive",
+            server.runtime.live_instances()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
