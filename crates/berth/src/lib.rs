@@ -3,7 +3,8 @@
 //! The facade over [`berth_runtime`] (engine, instances, limits) and
 //! [`berth_http`] (the `wasi:http` host): a [`WasiHttpService`] that any
 //! tower/hyper/axum server can mount, and [`serve()`] — a hyper front-end with
-//! HTTP/1.1 and h2c on one port, a connection cap and graceful shutdown.
+//! HTTP/1.1 and h2c (or TLS) on one port, connection hygiene and a drain
+//! that finishes — also runnable in a task of its own as a [`ServeHandle`].
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -19,6 +20,7 @@
 pub mod admission;
 pub mod config;
 mod conn;
+mod handle;
 pub mod limits;
 pub mod request;
 pub mod response;
@@ -34,5 +36,6 @@ pub use berth_runtime::{
     HandleError, LoadError, Runtime, RuntimeBuilder, RuntimeConfig, Source, World,
 };
 pub use config::ServerConfig;
+pub use handle::ServeHandle;
 pub use serve::serve;
 pub use service::WasiHttpService;

@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use hyper::service::service_fn;
@@ -101,7 +102,9 @@ fn builder(config: &ServerConfig) -> auto::Builder<TokioExecutor> {
 /// accepting, lets in-flight requests finish for up to the drain timeout
 /// (HTTP/2 connections get GOAWAY, HTTP/1.1 responses `Connection:
 /// close`), ends every connection still open, and returns. The service
-/// gets `config`'s head limits.
+/// gets `config`'s head limits. [`crate::ServeHandle`] runs the same
+/// front-end in a task of its own, with a drain deadline chosen at
+/// shutdown and a readiness flag.
 ///
 /// # Panics
 ///
@@ -116,6 +119,30 @@ pub async fn serve(
     if let Err(err) = config.validate() {
         panic!("berth::serve: {err}");
     }
+    let drain_timeout = config.drain_timeout;
+    run(
+        listener,
+        service,
+        config,
+        async move {
+            shutdown.await;
+            drain_timeout
+        },
+        &AtomicBool::new(false),
+    )
+    .await;
+}
+
+/// The front-end behind [`serve`] and [`crate::ServeHandle`]: `shutdown`
+/// resolves to the drain deadline; `draining` turns true the moment the
+/// drain begins, before the listener closes. `config` must be valid.
+pub(crate) async fn run(
+    listener: TcpListener,
+    service: WasiHttpService,
+    config: &ServerConfig,
+    shutdown: impl Future<Output = Duration>,
+    draining: &AtomicBool,
+) {
     let mut service = service.with_head_limits(config.head_limits());
     let _reloader = config.tls.as_ref().map(|tls| {
         service = service.clone().with_scheme(http::uri::Scheme::HTTPS);
@@ -134,6 +161,7 @@ pub async fn serve(
     // Every connection task, so the drain can end the ones left over.
     let mut tasks = tokio::task::JoinSet::new();
     let mut last_accept_error = None::<tokio::time::Instant>;
+    let mut drain_timeout = config.drain_timeout;
     tokio::pin!(shutdown);
 
     loop {
@@ -142,7 +170,10 @@ pub async fn serve(
                 Ok(p) => p,
                 Err(_) => break,
             },
-            () = &mut shutdown => break,
+            deadline = &mut shutdown => {
+                drain_timeout = deadline;
+                break;
+            }
         };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -157,7 +188,10 @@ pub async fn serve(
                     continue;
                 }
             },
-            () = &mut shutdown => break,
+            deadline = &mut shutdown => {
+                drain_timeout = deadline;
+                break;
+            }
         };
         if let Err(err) = stream.set_nodelay(true) {
             tracing::debug!(%peer, "set_nodelay failed: {err}");
@@ -196,6 +230,9 @@ pub async fn serve(
         });
     }
 
+    // Not ready any more (readiness probes see it before the listener
+    // closes), then stop accepting.
+    draining.store(true, Ordering::Release);
     drop(listener);
     tracing::info!(
         connections = tasks.len(),
@@ -203,7 +240,7 @@ pub async fn serve(
     );
     tokio::select! {
         () = graceful.shutdown() => tracing::info!("all connections closed"),
-        () = tokio::time::sleep(config.drain_timeout) => {
+        () = tokio::time::sleep(drain_timeout) => {
             tracing::warn!(
                 connections = tasks.len(),
                 "drain timeout reached; closing the remaining connections"

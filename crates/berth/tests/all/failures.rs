@@ -354,6 +354,67 @@ async fn the_drain_cuts_what_is_left_at_its_deadline() {
     );
 }
 
+/// The library's serve handle: not draining while it serves, draining from
+/// the call to `shutdown` on, the deadline given there (not the config's
+/// 30 s) cuts a request still running, and the handle resolves soon after.
+#[tokio::test]
+async fn a_serve_handle_drains_with_the_deadline_given_at_shutdown() {
+    count_panics();
+    let config = berth::RuntimeConfig {
+        wall_time_limit: Duration::from_secs(60),
+        ..test_config()
+    };
+    let runtime = berth::Runtime::new(config, &fixture("suite"), "suite").unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let service = berth::WasiHttpService::new(runtime.clone(), addr.to_string().parse().unwrap());
+    let server_config = berth::ServerConfig {
+        drain_timeout: Duration::from_secs(30),
+        ..test_server_config()
+    };
+    let mut server = berth::ServeHandle::spawn(listener, service, server_config).unwrap();
+    assert!(!server.is_draining());
+    let url = format!("http://{addr}");
+    let hello = request("GET", &format!("{url}/hello"), empty());
+    assert_eq!(send(addr, Proto::H1, hello).await.status(), 200);
+    let stuck = tokio::spawn(try_send(
+        addr,
+        Proto::H2,
+        for_proto(request("GET", &format!("{url}/never"), empty()), Proto::H2),
+    ));
+    while runtime.live_instances() == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    let started = Instant::now();
+    server.shutdown(Duration::from_millis(500));
+    assert!(server.is_draining());
+    server.shutdown(Duration::from_secs(60)); // changes nothing
+    tokio::time::timeout(Duration::from_secs(5), &mut server)
+        .await
+        .expect("the handle resolved");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(450) && took < Duration::from_millis(1500),
+        "stopped after {took:?}"
+    );
+    assert!(server.is_draining());
+    let cut = stuck.await.unwrap();
+    assert!(cut.is_err(), "the stuck request was not cut: {cut:?}");
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "still accepting"
+    );
+    for _ in 0..100 {
+        if runtime.live_instances() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(runtime.live_instances(), 0);
+    assert_no_host_panics();
+}
+
 /// More concurrent slow requests than the admission cap: the admitted ones
 /// get 200, the excess 503 with `Retry-After`, none a 500.
 #[tokio::test]

@@ -42,8 +42,9 @@ pub fn test_config() -> RuntimeConfig {
 static HOST_PANICS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// Installs (once) the panic hook that counts into [`HOST_PANICS`], keeping
-/// the default report.
-fn count_panics() {
+/// the default report. Servers started without [`TestServer`] call it and
+/// [`assert_no_host_panics`] themselves.
+pub fn count_panics() {
     static INSTALL: std::sync::Once = std::sync::Once::new();
     INSTALL.call_once(|| {
         let report = std::panic::take_hook();
@@ -230,10 +231,15 @@ impl Drop for TestServer {
         }
         // A failing test panics itself; only check tests that passed.
         if !std::thread::panicking() {
-            let panics = HOST_PANICS.load(std::sync::atomic::Ordering::SeqCst);
-            assert_eq!(panics, 0, "{panics} panic(s) in the host during the tests");
+            assert_no_host_panics();
         }
     }
+}
+
+/// Fails if anything in this process panicked since [`count_panics`].
+pub fn assert_no_host_panics() {
+    let panics = HOST_PANICS.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(panics, 0, "{panics} panic(s) in the host during the tests");
 }
 
 pub type TestBody = BoxBody<Bytes, hyper::Error>;

@@ -291,8 +291,15 @@ impl ServeCommand {
                 }
                 None => "http",
             };
+            let drain_timeout = server_config.drain_timeout;
+            let mut server = berth::ServeHandle::spawn(listener, service, server_config)
+                .context("invalid server configuration")?;
             eprintln!("Serving HTTP on {scheme}://{local}/");
-            berth::serve(listener, service, &server_config, shutdown_signal()).await;
+            tokio::select! {
+                () = shutdown_signal() => server.shutdown(drain_timeout),
+                () = &mut server => return Ok(()),
+            }
+            server.await;
             Ok(())
         })
     }

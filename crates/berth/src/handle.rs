@@ -1,0 +1,116 @@
+//! [`ServeHandle`]: the front-end of [`crate::serve()`] running in a task of
+//! its own, stopped by [`ServeHandle::shutdown`] with a drain deadline, and
+//! telling readiness probes when it is draining.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::{InvalidConfig, ServerConfig};
+use crate::service::WasiHttpService;
+
+/// A running front-end. Await it (it is a future) to wait until it has
+/// stopped: after [`shutdown`](Self::shutdown), once every connection has
+/// finished or the drain deadline has cut the rest.
+///
+/// Dropping the handle does not stop the server; call `shutdown` first.
+///
+/// ```no_run
+/// # async fn run(service: berth::WasiHttpService) -> Result<(), Box<dyn std::error::Error>> {
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+/// let mut server = berth::ServeHandle::spawn(listener, service, berth::ServerConfig::default())?;
+/// tokio::signal::ctrl_c().await?;
+/// server.shutdown(std::time::Duration::from_secs(10));
+/// assert!(server.is_draining()); // readiness probes answer 503 from here on
+/// server.await;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct ServeHandle {
+    draining: Arc<AtomicBool>,
+    deadline: watch::Sender<Option<Duration>>,
+    task: JoinHandle<()>,
+}
+
+impl ServeHandle {
+    /// Starts serving `service` on `listener` with `config` (checked first:
+    /// see [`ServerConfig::validate`]) on the current tokio runtime.
+    pub fn spawn(
+        listener: TcpListener,
+        service: WasiHttpService,
+        config: ServerConfig,
+    ) -> Result<Self, InvalidConfig> {
+        config.validate()?;
+        let draining = Arc::new(AtomicBool::new(false));
+        let (deadline, mut requested) = watch::channel(None);
+        let task = tokio::spawn({
+            let draining = draining.clone();
+            async move {
+                let default = config.drain_timeout;
+                let shutdown = async move {
+                    let asked = requested
+                        .wait_for(Option::is_some)
+                        .await
+                        .map(|deadline| deadline.unwrap_or(default));
+                    match asked {
+                        Ok(deadline) => deadline,
+                        // A dropped handle never asks: serve on.
+                        Err(_) => std::future::pending().await,
+                    }
+                };
+                crate::serve::run(listener, service, &config, shutdown, &draining).await;
+            }
+        });
+        Ok(Self {
+            draining,
+            deadline,
+            task,
+        })
+    }
+
+    /// Starts the drain: stop accepting, GOAWAY / `Connection: close`, and
+    /// give in-flight requests up to `deadline` before the connections
+    /// left are cut. A second call while draining changes nothing.
+    pub fn shutdown(&self, deadline: Duration) {
+        self.draining.store(true, Ordering::Release);
+        self.deadline.send_if_modified(|current| {
+            let first = current.is_none();
+            if first {
+                *current = Some(deadline);
+            }
+            first
+        });
+    }
+
+    /// Whether the server is draining (or has stopped): the hook for a
+    /// readiness endpoint, true from the call to `shutdown` on, before the
+    /// listener closes.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+}
+
+impl Future for ServeHandle {
+    type Output = ();
+
+    /// Ready once the server has stopped. A panic in the front-end is
+    /// resumed here.
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        match Pin::new(&mut self.task).poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(())) => Poll::Ready(()),
+            Poll::Ready(Err(err)) => match err.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                // Cancelled: the runtime is shutting down.
+                Err(_) => Poll::Ready(()),
+            },
+        }
+    }
+}
