@@ -199,35 +199,38 @@ pub(crate) async fn run(
         let service = service.clone();
         let builder = builder.clone();
         let watcher = graceful.watcher();
-        let tls = config.tls.clone();
         // Reap finished connection tasks so the set stays as small as the
         // number of open connections.
         while tasks.try_join_next().is_some() {}
-        tasks.spawn(async move {
-            let conn = Conn {
-                peer,
-                service,
-                builder,
-                watcher,
-                timeouts,
-            };
-            match tls {
-                None => conn.run(stream).await,
-                Some(tls) => {
-                    let handshake = tls.acceptor().accept(stream);
-                    match tokio::time::timeout(tls.handshake_timeout, handshake).await {
-                        Ok(Ok(stream)) => conn.run(stream).await,
-                        Ok(Err(err)) => tracing::debug!(%peer, "TLS handshake failed: {err}"),
-                        Err(_) => tracing::debug!(
-                            %peer,
-                            "TLS handshake not finished within {:?}; closed",
-                            tls.handshake_timeout
-                        ),
-                    }
+        let conn = Conn {
+            peer,
+            service,
+            builder,
+            watcher,
+            timeouts,
+        };
+        // One task shape per transport: a task is allocated at the size of
+        // its largest state, so cleartext connections do not carry room for
+        // a TLS session (measured by scripts/bench-idle-conns.sh).
+        match config.tls.clone() {
+            None => tasks.spawn(async move {
+                conn.run(stream).await;
+                drop(permit);
+            }),
+            Some(tls) => tasks.spawn(async move {
+                let handshake = tls.acceptor().accept(stream);
+                match tokio::time::timeout(tls.handshake_timeout, handshake).await {
+                    Ok(Ok(stream)) => conn.run(stream).await,
+                    Ok(Err(err)) => tracing::debug!(%peer, "TLS handshake failed: {err}"),
+                    Err(_) => tracing::debug!(
+                        %peer,
+                        "TLS handshake not finished within {:?}; closed",
+                        tls.handshake_timeout
+                    ),
                 }
-            }
-            drop(permit);
-        });
+                drop(permit);
+            }),
+        };
     }
 
     // Not ready any more (readiness probes see it before the listener
