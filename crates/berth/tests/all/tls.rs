@@ -25,6 +25,11 @@ struct Pki {
 
 impl Pki {
     fn new() -> Self {
+        Self::named("berth test CA")
+    }
+
+    /// A CA whose certificate names itself `name`.
+    fn named(name: &str) -> Self {
         static N: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
             "berth-tls-{}-{}",
@@ -35,6 +40,9 @@ impl Pki {
         let key = rcgen::KeyPair::generate().unwrap();
         let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
         let root = params.self_signed(&key).unwrap().der().clone();
         Self {
             issuer: rcgen::Issuer::new(params, key),
@@ -163,6 +171,40 @@ async fn alpn_picks_h2_or_http11_and_guests_see_https() {
         assert!(body.contains("authority=localhost\n"), "{body}");
     }
     server.assert_idle().await;
+}
+
+/// The documented behaviour for names and issuers the server does not
+/// match: with one certificate, every SNI (another name, none at all for
+/// an IP address) is answered with it, so a client asking for another name
+/// rejects it (`NotValidForName`), as does a client that does not trust its
+/// issuer (`UnknownIssuer`); the server logs the alert and keeps serving.
+#[tokio::test]
+async fn wrong_names_and_unknown_issuers_fail_on_the_client_only() {
+    let pki = Pki::new();
+    pki.issue();
+    let server = tls_server(Tls::load(pki.paths()).unwrap()).await;
+    let handshake = |connector: tokio_rustls::TlsConnector, name: &'static str| async move {
+        let tcp = TcpStream::connect(server.addr).await.unwrap();
+        let name = ServerName::try_from(name).unwrap();
+        connector.connect(name, tcp).await.map(|_| ())
+    };
+    let wrong_name = handshake(pki.connector(&[]), "other.test").await;
+    let err = wrong_name.expect_err("a certificate for localhost accepted as other.test");
+    assert!(err.to_string().contains("not valid for name"), "{err}");
+
+    let stranger = Pki::named("another CA"); // its clients trust only it
+    let unknown_ca = handshake(stranger.connector(&[]), "localhost").await;
+    let err = unknown_ca.expect_err("a certificate from an unknown issuer accepted");
+    assert!(err.to_string().contains("UnknownIssuer"), "{err}");
+
+    // No SNI at all (an IP address): the same certificate, which names
+    // localhost only, so a verifying client refuses it too.
+    let no_sni = handshake(pki.connector(&[]), "127.0.0.1").await;
+    assert!(no_sni.is_err());
+
+    // The server is unharmed.
+    let (_, _, status, _) = get_tls(&server, &pki, &[b"h2"], "/hello").await.unwrap();
+    assert_eq!(status, 200);
 }
 
 #[tokio::test]
