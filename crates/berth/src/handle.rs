@@ -14,6 +14,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::{InvalidConfig, ServerConfig};
+use crate::serve::Front;
+#[cfg(doc)]
 use crate::service::WasiHttpService;
 
 /// A running front-end. Await it (it is a future) to wait until it has
@@ -40,14 +42,17 @@ pub struct ServeHandle {
 }
 
 impl ServeHandle {
-    /// Starts serving `service` on `listener` with `config` (checked first:
-    /// see [`ServerConfig::validate`]) on the current tokio runtime.
+    /// Starts serving `service` (one app's [`WasiHttpService`], or a
+    /// platform's [`crate::platform::Router`]) on `listener` with `config`
+    /// (checked first: see [`ServerConfig::validate`]) on the current tokio
+    /// runtime.
     pub fn spawn(
         listener: TcpListener,
-        service: WasiHttpService,
+        service: impl Into<Front>,
         config: ServerConfig,
     ) -> Result<Self, InvalidConfig> {
         config.validate()?;
+        let service = service.into();
         let draining = Arc::new(AtomicBool::new(false));
         let (deadline, mut requested) = watch::channel(None);
         let task = tokio::spawn({

@@ -22,8 +22,10 @@ pub mod config;
 mod conn;
 mod handle;
 pub mod limits;
+pub mod platform;
 pub mod request;
 pub mod response;
+pub mod routes;
 pub mod serve;
 pub mod service;
 pub mod tls;
@@ -37,5 +39,6 @@ pub use berth_runtime::{
 };
 pub use config::ServerConfig;
 pub use handle::ServeHandle;
+pub use platform::{Config, Platform};
 pub use serve::serve;
 pub use service::WasiHttpService;

@@ -73,6 +73,8 @@ pub const RETRY_AFTER_SECS: &str = "1";
 #[derive(Debug)]
 pub struct AccessLog {
     request_id: u64,
+    /// The app that answered, when the server routes between several.
+    app: Option<std::sync::Arc<str>>,
     method: Method,
     path: String,
     status: StatusCode,
@@ -88,6 +90,7 @@ impl AccessLog {
     pub fn new(request_id: u64, method: Method, path: String, started: Instant) -> Self {
         Self {
             request_id,
+            app: None,
             method,
             path,
             status: StatusCode::OK,
@@ -98,6 +101,12 @@ impl AccessLog {
             failed: false,
         }
     }
+
+    /// Names the app that answered.
+    pub fn with_app(mut self, app: Option<std::sync::Arc<str>>) -> Self {
+        self.app = app;
+        self
+    }
 }
 
 impl Drop for AccessLog {
@@ -105,6 +114,7 @@ impl Drop for AccessLog {
         tracing::info!(
             target: "berth::access",
             request_id = self.request_id,
+            app = self.app.as_deref().unwrap_or("-"),
             method = %self.method,
             path = %self.path,
             status = self.status.as_u16(),

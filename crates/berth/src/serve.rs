@@ -28,10 +28,59 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// What a front-end serves: one app's service, or a platform's router
+/// (many apps, routed by host and path).
+#[derive(Debug, Clone)]
+pub enum Front {
+    /// Every request goes to this app.
+    App(WasiHttpService),
+    /// Requests are routed to a platform's apps.
+    Router(crate::platform::Router),
+}
+
+impl From<WasiHttpService> for Front {
+    fn from(service: WasiHttpService) -> Self {
+        Self::App(service)
+    }
+}
+
+impl From<crate::platform::Router> for Front {
+    fn from(router: crate::platform::Router) -> Self {
+        Self::Router(router)
+    }
+}
+
+impl Front {
+    /// Gives an app service the listener's head limits and scheme (a
+    /// platform's apps get them from its config when they are built).
+    fn for_listener(self, config: &ServerConfig) -> Self {
+        match self {
+            Self::App(service) => {
+                let service = service.with_head_limits(config.head_limits());
+                Self::App(match config.tls {
+                    Some(_) => service.with_scheme(http::uri::Scheme::HTTPS),
+                    None => service,
+                })
+            }
+            router @ Self::Router(_) => router,
+        }
+    }
+
+    fn call(
+        &self,
+        request: http::Request<hyper::body::Incoming>,
+    ) -> crate::service::ResponseFuture {
+        match self {
+            Self::App(service) => service.clone().call(request),
+            Self::Router(router) => router.clone().call(request),
+        }
+    }
+}
+
 /// One accepted connection, ready to speak HTTP over any transport.
 struct Conn {
     peer: std::net::SocketAddr,
-    service: WasiHttpService,
+    service: Front,
     builder: Arc<auto::Builder<TokioExecutor>>,
     watcher: hyper_util::server::graceful::Watcher,
     timeouts: Timeouts,
@@ -51,7 +100,7 @@ impl Conn {
             let service = self.service;
             move |req| {
                 let in_flight = activity.start();
-                let response = service.clone().call(req);
+                let response = service.call(req);
                 async move {
                     let response = response.await?;
                     Ok::<_, std::convert::Infallible>(
@@ -122,7 +171,7 @@ pub async fn serve(
     let drain_timeout = config.drain_timeout;
     run(
         listener,
-        service,
+        Front::App(service),
         config,
         async move {
             shutdown.await;
@@ -138,14 +187,13 @@ pub async fn serve(
 /// drain begins, before the listener closes. `config` must be valid.
 pub(crate) async fn run(
     listener: TcpListener,
-    service: WasiHttpService,
+    service: Front,
     config: &ServerConfig,
     shutdown: impl Future<Output = Duration>,
     draining: &AtomicBool,
 ) {
-    let mut service = service.with_head_limits(config.head_limits());
+    let service = service.for_listener(config);
     let _reloader = config.tls.as_ref().map(|tls| {
-        service = service.clone().with_scheme(http::uri::Scheme::HTTPS);
         AbortOnDrop(tokio::spawn(
             tls.clone().watch(crate::tls::DEFAULT_RELOAD_INTERVAL),
         ))

@@ -32,6 +32,7 @@ pub struct WasiHttpService {
     limits: BodyLimits,
     head_limits: HeadLimits,
     admission: Arc<Admission>,
+    app: Option<Arc<str>>,
 }
 
 impl WasiHttpService {
@@ -46,7 +47,15 @@ impl WasiHttpService {
             local_authority,
             limits: BodyLimits::default(),
             head_limits: HeadLimits::default(),
+            app: None,
         }
+    }
+
+    /// Names the app this service answers for in the access log (a server
+    /// routing between several apps sets it).
+    pub fn with_app_name(mut self, name: Arc<str>) -> Self {
+        self.app = Some(name);
+        self
     }
 
     /// Sets the admission limits (requests at once, queue, wait); past
@@ -149,7 +158,8 @@ where
             let id = this.runtime.next_request_id();
             let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
             let path = loggable_path(path, this.head_limits.max_uri_bytes);
-            let log = AccessLog::new(id, request.method().clone(), path, started);
+            let log = AccessLog::new(id, request.method().clone(), path, started)
+                .with_app(this.app.clone());
 
             let checked = this.head_limits.check(&request);
             if let Err(reason) =

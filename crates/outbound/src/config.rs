@@ -25,6 +25,21 @@ pub const DEFAULT_MAX_CONNECTIONS_PER_ORIGIN: usize = 32;
 /// Identity this server puts in `CDN-Loop` to detect request loops.
 pub const DEFAULT_LOOP_IDENTITY: &str = "berth";
 
+/// A `CDN-Loop` identity unique to this process, so chains of different
+/// berth servers are not mistaken for loops (servers set it in
+/// [`OutboundConfig::loop_identity`]).
+pub fn process_loop_identity() -> String {
+    static IDENTITY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    IDENTITY
+        .get_or_init(|| {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos());
+            format!("berth-{:x}{:08x}", std::process::id(), nanos)
+        })
+        .clone()
+}
+
 /// How guests' outgoing requests are sent and what they may reach.
 #[derive(Debug, Clone)]
 pub struct OutboundConfig {

@@ -22,7 +22,7 @@ use berth_http::body::empty_host_body;
 use berth_http::p2::bindings::ProxyPre;
 use berth_http::p2::{IncomingRequest, ResponseOutparam};
 use berth_http::{HttpCtx, HttpView};
-use berth_runtime::engine::{Concurrency, build_engine};
+use berth_runtime::engine::{Concurrency, EngineConfig, build_engine};
 use berth_runtime::store::StoreState;
 use berth_runtime::{Runtime, RuntimeConfig};
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -102,7 +102,7 @@ fn phases(c: &mut Criterion) {
         .build()
         .unwrap();
     let config = RuntimeConfig::default();
-    let engine = build_engine(&config, Concurrency::Disabled).unwrap();
+    let engine = build_engine(&EngineConfig::of(&config), Concurrency::Disabled).unwrap();
     let linker = berth_runtime::component::build_linker(&engine, Concurrency::Disabled).unwrap();
     let (component, _) = berth_runtime::cache::compile(&engine, &fixture("suite"), None).unwrap();
     let pre = ProxyPre::new(linker.instantiate_pre(&component).unwrap()).unwrap();

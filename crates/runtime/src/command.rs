@@ -113,8 +113,10 @@ pub async fn run(
     // Both versions link the p2 and p3 interfaces: 0.3 commands built with
     // today's toolchains import the 0.2 cli and io interfaces too.
     let runtime = &config.runtime;
-    let mut engine_config = runtime.clone();
-    engine_config.pooling = false;
+    let engine_config = crate::engine::EngineConfig {
+        pooling: false,
+        ..crate::engine::EngineConfig::of(runtime)
+    };
     let engine = crate::engine::build_engine(&engine_config, Concurrency::Enabled)?;
     let linker = crate::component::build_linker(&engine, Concurrency::Enabled)?;
     let _ticker = crate::engine::EpochTicker::start(engine.clone(), runtime.epoch_tick)

@@ -77,6 +77,20 @@ pub enum LoadError {
     /// The epoch ticker thread could not start.
     #[error("could not start the epoch ticker: {0}")]
     Ticker(#[source] std::io::Error),
+    /// An app asks for more memory per instance than the shared instance
+    /// pool was sized for.
+    #[error(
+        "{what} asks for {wanted} bytes of memory per instance, more than the shared instance \
+         pool allows ({pool} bytes); raise the pool's memory size or lower the app's limit"
+    )]
+    MemoryAbovePool {
+        /// What was loaded.
+        what: String,
+        /// The app's memory limit.
+        wanted: usize,
+        /// The pool's largest memory.
+        pool: usize,
+    },
 }
 
 /// Why a request produced no guest response.

@@ -42,6 +42,7 @@ use wasmtime::Engine;
 
 pub use component::{LoadedComponent, Source, World};
 pub use config::RuntimeConfig;
+pub use engine::{EngineConfig, Engines};
 pub use error::{HandleError, LoadError};
 
 /// A loaded component ready to serve requests. Cheap to clone.
@@ -61,7 +62,8 @@ pub(crate) struct Shared {
     pub(crate) live_instances: Arc<AtomicUsize>,
     pub(crate) reuse: Option<pool::ReusePool>,
     pub(crate) concurrent: concurrent::ConcurrentPool,
-    _ticker: engine::EpochTicker,
+    /// Keeps the engine's ticker running while this app lives.
+    _flavour: Arc<engine::Flavour>,
 }
 
 /// Builds a [`Runtime`] with optional parts (an outbound client).
@@ -69,6 +71,7 @@ pub(crate) struct Shared {
 pub struct RuntimeBuilder {
     config: RuntimeConfig,
     outbound: Option<Arc<dyn OutboundClient>>,
+    engines: Option<Engines>,
 }
 
 impl std::fmt::Debug for RuntimeBuilder {
@@ -76,6 +79,7 @@ impl std::fmt::Debug for RuntimeBuilder {
         f.debug_struct("RuntimeBuilder")
             .field("config", &self.config)
             .field("outbound", &self.outbound.is_some())
+            .field("engines", &self.engines)
             .finish()
     }
 }
@@ -88,10 +92,18 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Runs the app on `engines`, shared with other apps (one instance
+    /// pool and epoch ticker for all); without this it gets its own. The
+    /// app's memory limit must fit the shared pool.
+    pub fn engines(mut self, engines: Engines) -> Self {
+        self.engines = Some(engines);
+        self
+    }
+
     /// Compiles and links `bytes`; `what` names it in errors (a path, or
     /// "the built-in demo").
     pub fn build(self, bytes: &[u8], what: &str) -> Result<Runtime, LoadError> {
-        Runtime::load(self.config, self.outbound, &[Source { bytes, what }])
+        self.build_chain(&[Source { bytes, what }])
     }
 
     /// Compiles and links a middleware chain: `wasi:http/middleware@0.3.0`
@@ -100,7 +112,10 @@ impl RuntimeBuilder {
     /// linked to the next component's export. A single source is just an
     /// app of either version.
     pub fn build_chain(self, sources: &[Source<'_>]) -> Result<Runtime, LoadError> {
-        Runtime::load(self.config, self.outbound, sources)
+        let engines = self
+            .engines
+            .unwrap_or_else(|| Engines::new(EngineConfig::of(&self.config)));
+        Runtime::load(self.config, self.outbound, &engines, sources)
     }
 }
 
@@ -110,27 +125,37 @@ impl Runtime {
         RuntimeBuilder {
             config,
             outbound: None,
+            engines: None,
         }
     }
 
     /// Compiles and links `bytes` with no outbound client (all outgoing
     /// requests denied); `what` names it in errors.
     pub fn new(config: RuntimeConfig, bytes: &[u8], what: &str) -> Result<Self, LoadError> {
-        Self::load(config, None, &[Source { bytes, what }])
+        Self::builder(config).build(bytes, what)
     }
 
     fn load(
         config: RuntimeConfig,
         outbound: Option<Arc<dyn OutboundClient>>,
+        engines: &Engines,
         sources: &[Source<'_>],
     ) -> Result<Self, LoadError> {
+        let pool = engines.config();
+        if pool.pooling && config.memory_limit > pool.max_memory {
+            return Err(LoadError::MemoryAbovePool {
+                what: sources
+                    .last()
+                    .map_or_else(String::new, |s| s.what.to_owned()),
+                wanted: config.memory_limit,
+                pool: pool.max_memory,
+            });
+        }
         let concurrency = component::concurrency_for(sources);
-        let engine = engine::build_engine(&config, concurrency)?;
-        let linker = component::build_linker(&engine, concurrency)?;
-        // Ticking before loading: pre-initialisation runs guest code.
-        let ticker = engine::EpochTicker::start(engine.clone(), config.epoch_tick)
-            .map_err(LoadError::Ticker)?;
-        let component = component::load(&engine, &linker, sources, &config)?;
+        // The flavour ticks before loading: pre-initialisation runs guest code.
+        let flavour = engines.flavour(concurrency)?;
+        let engine = flavour.engine.clone();
+        let component = component::load(&engine, &flavour.linker, sources, &config)?;
         let mut http = HttpCtx::default();
         http.fields_size_limit = config.fields_size_limit;
         http.outbound = outbound;
@@ -147,7 +172,7 @@ impl Runtime {
                 live_instances: Arc::new(AtomicUsize::new(0)),
                 reuse,
                 concurrent: concurrent::ConcurrentPool::default(),
-                _ticker: ticker,
+                _flavour: flavour,
             }),
         })
     }

@@ -22,8 +22,18 @@ mod generated {
 use generated::wasi::config::store;
 
 /// The configuration values an app's components see. Cheap to clone.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Its `Debug` shows the keys only: values may be secrets and are never
+/// logged.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct ConfigVars(Arc<[(String, String)]>);
+
+impl std::fmt::Debug for ConfigVars {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set()
+            .entries(self.0.iter().map(|(key, _)| key))
+            .finish()
+    }
+}
 
 impl ConfigVars {
     /// The value of `key`, if set (the last one wins when a key was given

@@ -14,6 +14,7 @@ mod hardening;
 mod interop;
 mod outbound;
 mod p3;
+mod platform;
 mod preinit;
 mod serving;
 mod support;

@@ -70,19 +70,10 @@ impl OutboundArgs {
             connect_timeout: Duration::from_millis(self.outbound_connect_timeout_ms),
             first_byte_timeout: Duration::from_millis(self.outbound_first_byte_timeout_ms),
             between_bytes_timeout: Duration::from_millis(self.outbound_between_bytes_timeout_ms),
-            loop_identity: loop_identity(),
+            loop_identity: berth::outbound::config::process_loop_identity(),
             ..Default::default()
         }
     }
-}
-
-/// This server's `CDN-Loop` identity: unique per process, so chains of
-/// different berth servers are not mistaken for loops.
-fn loop_identity() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!("berth-{:x}{:08x}", std::process::id(), nanos)
 }
 
 /// Where compiled components are cached.

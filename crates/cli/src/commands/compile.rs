@@ -44,7 +44,7 @@ impl CompileCommand {
             what: &what,
         };
         let concurrency = component::concurrency_for(&[source]);
-        let engine = engine::build_engine(&config, concurrency)?;
+        let engine = engine::build_engine(&engine::EngineConfig::of(&config), concurrency)?;
         let linker = component::build_linker(&engine, concurrency)?;
         // Pre-initialisation runs guest code under the CPU limit.
         let _ticker = engine::EpochTicker::start(engine.clone(), config.epoch_tick)

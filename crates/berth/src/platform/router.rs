@@ -1,0 +1,116 @@
+//! [`Router`]: the `tower::Service` in front of a platform's apps. Each
+//! request reads the routing table current when it arrives and keeps its
+//! app until it ends, so a reload never moves a request between versions.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::StatusCode;
+use http_body::Body;
+
+use super::Platform;
+use crate::response::{AccessLog, ResponseBody, error_response};
+
+/// Routes requests to the apps of a [`Platform`]: `404` when no route
+/// matches, `400` when the host is unusable (several `Host` headers, or
+/// one that is not text). Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Router {
+    platform: Platform,
+    /// Request ids of the requests no app answers.
+    unrouted: Arc<AtomicU64>,
+}
+
+/// The future a [`Router`] returns.
+pub type RouterFuture =
+    Pin<Box<dyn Future<Output = Result<http::Response<ResponseBody>, Infallible>> + Send>>;
+
+impl Router {
+    pub(crate) fn new(platform: Platform) -> Self {
+        Self {
+            platform,
+            unrouted: Arc::new(AtomicU64::new(1)),
+        }
+    }
+
+    /// The platform whose apps this router serves.
+    pub fn platform(&self) -> &Platform {
+        &self.platform
+    }
+
+    fn refuse<B>(&self, request: &http::Request<B>, status: StatusCode) -> RouterFuture {
+        let id = self.unrouted.fetch_add(1, Ordering::Relaxed);
+        let path = request
+            .uri()
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .chars()
+            .take(256)
+            .collect();
+        let log = AccessLog::new(id, request.method().clone(), path, Instant::now());
+        let response = error_response(status, id).map(|body| body.with_log(log, status));
+        Box::pin(std::future::ready(Ok(response)))
+    }
+}
+
+/// The host a request is routed by: the URI's authority (HTTP/2, absolute
+/// form), else its one `Host` header, else none (HTTP/1.0): `Err` when
+/// unusable.
+fn routing_host<B>(request: &http::Request<B>) -> Result<&str, ()> {
+    if let Some(authority) = request.uri().authority() {
+        return Ok(authority.as_str());
+    }
+    let mut hosts = request.headers().get_all(http::header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (None, _) => Ok(""),
+        (Some(host), None) => host.to_str().map_err(|_| ()),
+        (Some(_), Some(_)) => Err(()),
+    }
+}
+
+impl<B> tower_service::Service<http::Request<B>> for Router
+where
+    B: Body<Data = Bytes> + Send + Sync + 'static,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    type Response = http::Response<ResponseBody>;
+    type Error = Infallible;
+    type Future = RouterFuture;
+
+    /// Always ready: each app admits requests in its own `call`.
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let table = self.platform.table();
+        let Ok(host) = routing_host(&request) else {
+            return self.refuse(&request, StatusCode::BAD_REQUEST);
+        };
+        let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
+        match table.routes.find(host, path) {
+            Some(app) => {
+                let mut service = app.service.clone();
+                // The app (and its version of the config) lives until the
+                // response future is done with it.
+                let app = Arc::clone(app);
+                let response = tower_service::Service::call(&mut service, request);
+                Box::pin(async move {
+                    let response = response.await;
+                    drop(app);
+                    response
+                })
+            }
+            None => {
+                tracing::debug!(host, path, "no route");
+                self.refuse(&request, StatusCode::NOT_FOUND)
+            }
+        }
+    }
+}

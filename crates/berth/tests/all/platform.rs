@@ -1,0 +1,199 @@
+//! Many apps in one process: routing by host and path, per-app caps, and
+//! reloads that swap the whole table while requests are in flight.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use berth::platform::{AppConfig, ComponentSource, Config, Platform};
+use berth::routes::Route;
+use http_body_util::BodyExt;
+
+use crate::support::*;
+
+fn fixture_path(name: &str) -> PathBuf {
+    PathBuf::from(format!(
+        "{}/../../guests/prebuilt/{name}.wasm",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+}
+
+/// An app of prebuilt fixtures with the test limits.
+pub fn app(name: &str, components: &[&str], routes: &[&str]) -> AppConfig {
+    AppConfig {
+        name: name.to_owned(),
+        components: components
+            .iter()
+            .map(|c| ComponentSource::File(fixture_path(c)))
+            .collect(),
+        routes: routes.iter().map(|r| Route::parse(r).unwrap()).collect(),
+        runtime: test_config(),
+        body_limits: berth::limits::BodyLimits::default(),
+        admission: berth::admission::AdmissionLimits::new(50),
+        outbound: berth::outbound::OutboundConfig::default(),
+    }
+}
+
+pub fn config(apps: Vec<AppConfig>) -> Config {
+    Config {
+        server: test_server_config(),
+        engine: berth::runtime::EngineConfig::of(&test_config()),
+        cache_dir: None,
+        apps,
+    }
+}
+
+/// A platform served on a loopback port.
+pub struct PlatformServer {
+    pub addr: SocketAddr,
+    pub platform: Platform,
+    handle: berth::ServeHandle,
+}
+
+impl PlatformServer {
+    pub async fn start(config: Config) -> Self {
+        count_panics();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = config.server.clone();
+        let platform = Platform::build(config, addr.to_string().parse().unwrap()).unwrap();
+        let handle = berth::ServeHandle::spawn(listener, platform.router(), server).unwrap();
+        Self {
+            addr,
+            platform,
+            handle,
+        }
+    }
+
+    /// GET `path` with `host` as Host (HTTP/1.1) or `:authority` (HTTP/2).
+    pub async fn get(&self, proto: Proto, host: &str, path: &str) -> (u16, String) {
+        let req = for_proto(
+            request("GET", &format!("http://{host}{path}"), empty()),
+            proto,
+        );
+        let resp = send(self.addr, proto, req).await;
+        let status = resp.status().as_u16();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    pub async fn stop(mut self) {
+        self.handle.shutdown(Duration::from_secs(5));
+        (&mut self.handle).await;
+        assert_no_host_panics();
+    }
+}
+
+/// Two apps by host, two by path prefix under one host, a wildcard host,
+/// a 0.2 app beside 0.3 ones (a chain among them), and a 404 for every
+/// request no route covers; each app sees its request unchanged.
+#[tokio::test]
+async fn requests_are_routed_by_host_and_path_prefix() {
+    let server = PlatformServer::start(config(vec![
+        app("suite", &["suite"], &["a.test", "*.wild.test"]),
+        app("hello", &["p3-hello"], &["b.test/p3"]),
+        app("loud", &["p3-mw-upper", "p3-suite"], &["b.test/loud"]),
+        app("info", &["suite"], &["c.test/deep/er"]),
+    ]))
+    .await;
+    for proto in PROTOS {
+        let get = |host, path| server.get(proto, host, path);
+        assert_eq!(
+            get("a.test", "/hello").await,
+            (200, "hello from berth\n".into())
+        );
+        let (status, body) = get("x.wild.test:8080", "/info?q=1").await;
+        assert_eq!(status, 200);
+        assert!(body.contains("authority=x.wild.test:8080\n"), "{body}");
+        assert!(body.contains("path=/info?q=1\n"), "{body}");
+        let (status, body) = get("b.test", "/p3/anything").await;
+        assert_eq!(
+            (status, body.as_str()),
+            (200, "Hello from a wasi:http@0.3.0 component\n")
+        );
+        let (status, body) = get("b.test", "/loud/x").await;
+        assert_eq!(
+            (status, body.as_str()),
+            (200, "HELLO FROM THE WASI:HTTP@0.3.0 SUITE\n")
+        );
+        // The prefix is not stripped: the suite sees `/deep/er/info` (its
+        // own 404 names the first segment; the router's names a request id).
+        let (status, body) = get("c.test", "/deep/er/info").await;
+        assert_eq!((status, body.as_str()), (404, "no route /deep\n"));
+        for (host, path) in [
+            ("b.test", "/p3x"),
+            ("b.test", "/"),
+            ("c.test", "/deep"),
+            ("wild.test", "/hello"),
+            ("unknown.test", "/hello"),
+        ] {
+            let (status, body) = get(host, path).await;
+            assert_eq!(status, 404, "{host}{path}: {body}");
+            assert!(body.starts_with("404 Not Found (request "), "{body}");
+        }
+    }
+    let table: Vec<String> = server
+        .platform
+        .routing_table()
+        .iter()
+        .map(|(route, app)| format!("{route} -> {app}"))
+        .collect();
+    assert_eq!(
+        table,
+        [
+            "a.test -> suite",
+            "b.test/loud -> loud",
+            "b.test/p3 -> hello",
+            "c.test/deep/er -> info",
+            "*.wild.test -> suite",
+        ]
+    );
+    server.stop().await;
+}
+
+/// One app flooded with slow requests past its own admission cap gets
+/// 503s; another app on the same engine is still served at once.
+#[tokio::test]
+async fn one_app_flooded_does_not_starve_another() {
+    let mut slow = app("slow", &["suite"], &["slow.test"]);
+    slow.admission = berth::admission::AdmissionLimits {
+        max_concurrent: 2,
+        max_queued: 2,
+        wait: Duration::from_millis(100),
+    };
+    let server =
+        PlatformServer::start(config(vec![slow, app("fast", &["suite"], &["fast.test"])])).await;
+    let flood: Vec<_> = (0..12)
+        .map(|_| {
+            let req = for_proto(
+                request("GET", "http://slow.test/sleep?ms=1500", empty()),
+                Proto::H1,
+            );
+            tokio::spawn(send(server.addr, Proto::H1, req))
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    assert_eq!(server.get(Proto::H1, "fast.test", "/hello").await.0, 200);
+    let fast = started.elapsed();
+    assert!(
+        fast < Duration::from_millis(500),
+        "the other app took {fast:?}"
+    );
+    let mut statuses = Vec::new();
+    for request in flood {
+        statuses.push(request.await.unwrap().status().as_u16());
+    }
+    statuses.sort_unstable();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        2,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 503).count(),
+        10,
+        "{statuses:?}"
+    );
+    server.stop().await;
+}
