@@ -15,6 +15,7 @@
 
 pub mod file;
 mod router;
+pub mod watch;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -178,6 +179,8 @@ pub enum BuildError {
 pub struct App {
     name: Arc<str>,
     routes: Vec<Route>,
+    /// The component files it was built from (watched for changes).
+    files: Vec<PathBuf>,
     service: WasiHttpService,
     /// Config and component bytes: an unchanged app is kept on reload.
     fingerprint: [u8; 32],
@@ -192,6 +195,11 @@ impl App {
     /// The app's routes.
     pub fn routes(&self) -> &[Route] {
         &self.routes
+    }
+
+    /// The component files it was built from.
+    pub fn files(&self) -> &[PathBuf] {
+        &self.files
     }
 
     /// Its runtime (instances alive, detected worlds, …).
@@ -445,6 +453,11 @@ impl Platform {
         Ok(App {
             name,
             routes: config.routes.clone(),
+            files: config
+                .components
+                .iter()
+                .filter_map(|c| c.path().map(PathBuf::from))
+                .collect(),
             service,
             fingerprint,
         })

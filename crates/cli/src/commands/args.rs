@@ -96,12 +96,14 @@ impl CacheArgs {
         if self.no_cache {
             return None;
         }
-        self.cache_dir.clone().or_else(|| {
-            let base = std::env::var_os("XDG_CACHE_HOME")
-                .map(PathBuf::from)
-                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-            Some(base.join("berth").join("aot"))
-        })
+        self.cache_dir
+            .clone()
+            .or_else(berth::platform::default_cache_dir)
+    }
+
+    /// Whether a cache flag (or `BERTH_CACHE_DIR`) was given.
+    pub(crate) fn given(&self) -> bool {
+        self.no_cache || self.cache_dir.is_some()
     }
 }
 

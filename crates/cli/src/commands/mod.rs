@@ -1,6 +1,7 @@
 //! Subcommands.
 
 mod args;
+mod check;
 mod compile;
 mod run;
 mod serve;
@@ -8,8 +9,12 @@ mod serve;
 /// What `berth` can do.
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum Command {
-    /// Serve a wasi:http component over HTTP/1.1 and HTTP/2 (h2c).
+    /// Serve a wasi:http component, or the apps of a config file, over
+    /// HTTP/1.1 and HTTP/2.
     Serve(Box<serve::ServeCommand>),
+    /// Check a config file (keys, files, routes; every component compiled
+    /// and linked) and print its routing table.
+    Check(check::CheckCommand),
     /// Compile a component ahead of time into the cache, so `serve` starts
     /// without compiling.
     Compile(compile::CompileCommand),
@@ -25,6 +30,7 @@ impl Command {
     pub(crate) fn default_log_level(&self) -> &'static str {
         match self {
             Command::Run(_) => "warn",
+            Command::Check(_) => "warn",
             Command::Serve(_) | Command::Compile(_) => "info",
         }
     }
@@ -35,6 +41,7 @@ impl Command {
         match self {
             Command::Serve(cmd) => cmd.execute().map(|()| done),
             Command::Compile(cmd) => cmd.execute().map(|()| done),
+            Command::Check(cmd) => cmd.execute().map(|()| done),
             Command::Run(cmd) => cmd.execute(),
         }
     }

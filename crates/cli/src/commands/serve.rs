@@ -2,19 +2,28 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use berth::{Runtime, RuntimeConfig, ServerConfig, Source, WasiHttpService};
+use berth::platform::{AppConfig, ComponentSource, Config, Platform};
+use berth::routes::Route;
+use berth::{RuntimeConfig, ServerConfig};
 
 use super::args::{CacheArgs, GuestArgs, OutboundArgs};
 use crate::demo::DEMO_COMPONENT;
 
-/// Serve a wasi:http component (0.2 `proxy` or 0.3 `service`), or a chain of
-/// wasi:http@0.3 middlewares in front of a service.
+/// Serve a wasi:http component (0.2 `proxy` or 0.3 `service`), a chain of
+/// wasi:http@0.3 middlewares in front of a service, or every app of a
+/// config file (`--config berth.toml`).
 #[derive(Debug, clap::Args)]
 pub(crate) struct ServeCommand {
+    /// Serve the apps of this config file (TOML; see the README), routed by
+    /// host and path, reloaded on SIGHUP and when the file or a component
+    /// changes. Every setting then comes from the file; only --addr and
+    /// the cache flags (and their environment variables) override it.
+    #[arg(long, value_name = "FILE", conflicts_with_all = FILE_ONLY)]
+    config: Option<PathBuf>,
+
     /// The component (.wasm) to serve. Several: `wasi:http/middleware@0.3.0`
     /// components in front of a `wasi:http/service@0.3.0` one, the
     /// request's first stop first (`berth serve mw1.wasm mw2.wasm app.wasm`);
@@ -23,9 +32,10 @@ pub(crate) struct ServeCommand {
     /// each request.
     components: Vec<PathBuf>,
 
-    /// Address to listen on; port 0 picks a free port.
-    #[arg(long, default_value = berth::config::DEFAULT_ADDR, env = "BERTH_ADDR")]
-    addr: SocketAddr,
+    /// Address to listen on; port 0 picks a free port [default:
+    /// 127.0.0.1:8080].
+    #[arg(long, env = "BERTH_ADDR")]
+    addr: Option<SocketAddr>,
 
     #[command(flatten)]
     guest: GuestArgs,
@@ -158,6 +168,43 @@ pub(crate) struct ServeCommand {
     drain_timeout_secs: u64,
 }
 
+/// The flags a config file replaces (refused together with `--config`).
+const FILE_ONLY: &[&str] = &[
+    "components",
+    "env",
+    "config_vars",
+    "cpu_time_limit_ms",
+    "wall_time_limit_ms",
+    "memory_limit_mib",
+    "allow_outbound",
+    "ca_files",
+    "h2c_outbound",
+    "outbound_connect_timeout_ms",
+    "outbound_first_byte_timeout_ms",
+    "outbound_between_bytes_timeout_ms",
+    "reuse",
+    "max_request_body_mib",
+    "request_body_idle_timeout_secs",
+    "concurrent_requests",
+    "instance_requests",
+    "pre_init",
+    "tls_cert",
+    "tls_key",
+    "header_read_timeout_secs",
+    "idle_timeout_secs",
+    "write_timeout_secs",
+    "h2_keep_alive_interval_secs",
+    "max_concurrent_requests",
+    "admission_queue",
+    "admission_wait_ms",
+    "max_connections",
+    "h2_max_concurrent_streams",
+    "max_header_bytes",
+    "max_uri_bytes",
+    "max_headers",
+    "drain_timeout_secs",
+];
+
 pub(crate) fn berth_runtime_default_cpu_ms() -> u64 {
     berth_runtime::config::DEFAULT_CPU_TIME_LIMIT.as_millis() as u64
 }
@@ -168,7 +215,30 @@ pub(crate) fn berth_runtime_default_wall_ms() -> u64 {
 
 impl ServeCommand {
     pub(crate) fn execute(self) -> anyhow::Result<()> {
-        let runtime_config = RuntimeConfig {
+        let mut config = match &self.config {
+            Some(path) => {
+                let mut config = berth::platform::file::load(path)?;
+                if self.cache.given() {
+                    config.cache_dir = self.cache.dir();
+                }
+                config
+            }
+            None => self.flags_config()?,
+        };
+        if let Some(addr) = self.addr {
+            config.server.addr = addr;
+        }
+        let tokio = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?;
+        tokio.block_on(serve(config, self.config))
+    }
+
+    /// The flags as a one-app config routed at `*`: the same model a
+    /// config file fills, served the same way.
+    fn flags_config(&self) -> anyhow::Result<Config> {
+        let runtime = RuntimeConfig {
             cpu_time_limit: Duration::from_millis(self.cpu_time_limit_ms),
             wall_time_limit: Duration::from_millis(self.wall_time_limit_ms),
             memory_limit: usize::try_from(self.memory_limit_mib << 20)
@@ -182,7 +252,7 @@ impl ServeCommand {
             pre_init: self.pre_init,
             ..RuntimeConfig::default()
         };
-        if runtime_config.cpu_time_limit.is_zero() || runtime_config.wall_time_limit.is_zero() {
+        if runtime.cpu_time_limit.is_zero() || runtime.wall_time_limit.is_zero() {
             bail!("time limits must be greater than zero");
         }
         let body_limits = berth::limits::BodyLimits {
@@ -195,8 +265,8 @@ impl ServeCommand {
         if self.concurrent_requests == 0 || self.instance_requests == 0 {
             bail!("--concurrent-requests and --instance-requests must be at least 1");
         }
-        let server_config = ServerConfig {
-            addr: self.addr,
+        let server = ServerConfig {
+            addr: self.addr.unwrap_or_else(|| ServerConfig::default().addr),
             drain_timeout: Duration::from_secs(self.drain_timeout_secs),
             header_read_timeout: Duration::from_secs(self.header_read_timeout_secs),
             idle_timeout: Duration::from_secs(self.idle_timeout_secs),
@@ -215,38 +285,36 @@ impl ServeCommand {
                 _ => None,
             },
         };
-        server_config.validate()?;
+        server.validate()?;
 
-        let mut loaded = Vec::with_capacity(self.components.len().max(1));
+        let mut components = Vec::with_capacity(self.components.len().max(1));
         for path in &self.components {
-            let bytes = std::fs::read(path).with_context(|| {
-                format!(
-                    "cannot read component {}: expected a path to a WebAssembly component \
+            if let Err(err) = std::fs::File::open(path) {
+                bail!(
+                    "cannot read component {}: {err}: expected a path to a WebAssembly component \
                      (.wasm) exporting wasi:http/incoming-handler@0.2 or wasi:http/handler@0.3",
                     path.display()
-                )
-            })?;
-            loaded.push((bytes, path.display().to_string()));
+                );
+            }
+            components.push(ComponentSource::File(path.clone()));
         }
-        if loaded.is_empty() {
-            loaded.push((
-                DEMO_COMPONENT.to_vec(),
-                "the built-in demo component".to_owned(),
-            ));
+        if components.is_empty() {
+            components.push(ComponentSource::Bytes {
+                name: "the built-in demo component".to_owned(),
+                bytes: DEMO_COMPONENT.into(),
+            });
         }
-        let sources: Vec<Source<'_>> = loaded
-            .iter()
-            .map(|(bytes, what)| Source { bytes, what })
-            .collect();
-        let what = loaded
-            .iter()
-            .map(|(_, what)| what.as_str())
-            .collect::<Vec<_>>()
-            .join(" -> ");
-        let client = berth::outbound::DefaultClient::new(self.outbound.config())?;
+        let name = self
+            .components
+            .last()
+            .and_then(|path| path.file_stem())
+            .map_or_else(
+                || "demo".to_owned(),
+                |stem| stem.to_string_lossy().into_owned(),
+            );
         let places = self
             .max_concurrent_requests
-            .unwrap_or(runtime_config.max_instances as usize);
+            .unwrap_or(runtime.max_instances as usize);
         let admission = berth::admission::AdmissionLimits {
             max_concurrent: places,
             max_queued: self.admission_queue.unwrap_or(places),
@@ -255,77 +323,127 @@ impl ServeCommand {
         if admission.max_concurrent == 0 {
             bail!("--max-concurrent-requests must be at least 1");
         }
-        let runtime = Runtime::builder(runtime_config)
-            .outbound(Arc::new(client))
-            .build_chain(&sources)?;
-        let worlds = runtime
+        Ok(Config {
+            server,
+            engine: berth::runtime::EngineConfig::of(&runtime),
+            cache_dir: runtime.cache_dir.clone(),
+            apps: vec![AppConfig {
+                name,
+                components,
+                routes: vec![Route::parse("*")?],
+                runtime,
+                body_limits,
+                admission,
+                outbound: self.outbound.config(),
+            }],
+        })
+    }
+}
+
+/// Binds, builds every app, serves until SIGINT/SIGTERM, and drains.
+/// With a config `file`, SIGHUP and changes to it or its components reload
+/// the apps.
+async fn serve(config: Config, file: Option<PathBuf>) -> anyhow::Result<()> {
+    let addr = config.server.addr;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let local = listener
+        .local_addr()
+        .context("cannot read the bound address")?;
+    let authority = local
+        .to_string()
+        .parse()
+        .context("bound address is not a valid authority")?;
+    let server_config = config.server.clone();
+    let platform = tokio::task::spawn_blocking(move || Platform::build(config, authority))
+        .await
+        .context("the build task failed")??;
+    for app in platform.apps() {
+        let worlds = app
+            .runtime()
             .chain()
             .iter()
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join(" -> ");
-        tracing::info!(app = %what, worlds = %worlds, "serving");
+        let routes = app
+            .routes()
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>();
+        tracing::info!(app = app.name(), worlds = %worlds, routes = ?routes, "serving");
+    }
+    let scheme = if server_config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    reload_on_sighup(server_config.tls.clone(), platform.clone(), file.clone());
+    let _watcher = file.map(|path| {
+        AbortOnDrop(tokio::spawn(berth::platform::watch::watch(
+            platform.clone(),
+            path,
+            berth::platform::watch::DEFAULT_WATCH_INTERVAL,
+        )))
+    });
+    let drain_timeout = server_config.drain_timeout;
+    let mut server = berth::ServeHandle::spawn(listener, platform.router(), server_config)
+        .context("invalid server configuration")?;
+    eprintln!("Serving HTTP on {scheme}://{local}/");
+    tokio::select! {
+        () = shutdown_signal() => server.shutdown(drain_timeout),
+        () = &mut server => return Ok(()),
+    }
+    server.await;
+    Ok(())
+}
 
-        let tokio = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .context("cannot start the async runtime")?;
-        tokio.block_on(async move {
-            let listener = tokio::net::TcpListener::bind(server_config.addr)
-                .await
-                .with_context(|| format!("cannot listen on {}", server_config.addr))?;
-            let local = listener
-                .local_addr()
-                .context("cannot read the bound address")?;
-            let authority = local
-                .to_string()
-                .parse()
-                .context("bound address is not a valid authority")?;
-            let service = WasiHttpService::new(runtime, authority)
-                .with_body_limits(body_limits)
-                .with_admission(admission);
-            let scheme = match &server_config.tls {
-                Some(tls) => {
-                    reload_on_sighup(tls.clone());
-                    "https"
-                }
-                None => "http",
-            };
-            let drain_timeout = server_config.drain_timeout;
-            let mut server = berth::ServeHandle::spawn(listener, service, server_config)
-                .context("invalid server configuration")?;
-            eprintln!("Serving HTTP on {scheme}://{local}/");
-            tokio::select! {
-                () = shutdown_signal() => server.shutdown(drain_timeout),
-                () = &mut server => return Ok(()),
-            }
-            server.await;
-            Ok(())
-        })
+/// Aborts a background task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
-/// Reloads the TLS certificate and key on every SIGHUP (a bad pair is
-/// logged and the old one keeps serving).
+/// On every SIGHUP: reloads the TLS certificate and key (a bad pair is
+/// logged and the old one keeps serving) and the config file (a bad one is
+/// logged and the running version keeps serving).
 #[cfg(unix)]
-fn reload_on_sighup(tls: berth::tls::Tls) {
+fn reload_on_sighup(tls: Option<berth::tls::Tls>, platform: Platform, file: Option<PathBuf>) {
     use tokio::signal::unix::{SignalKind, signal};
+    if tls.is_none() && file.is_none() {
+        return;
+    }
     match signal(SignalKind::hangup()) {
         Ok(mut hangups) => {
             tokio::spawn(async move {
                 while hangups.recv().await.is_some() {
-                    let _ = tls.reload();
+                    if let Some(tls) = &tls {
+                        let _ = tls.reload();
+                    }
+                    if let Some(path) = &file {
+                        let (platform, file) = (platform.clone(), path.clone());
+                        let reload = tokio::task::spawn_blocking(move || {
+                            berth::platform::watch::reload_from_file(&platform, &file)
+                        });
+                        if let Ok(result) = reload.await {
+                            berth::platform::watch::log_reload(path, &result);
+                        }
+                    }
                 }
             });
         }
         Err(err) => tracing::warn!(
-            "cannot install the SIGHUP handler ({err}); TLS reloads on file changes only"
+            "cannot install the SIGHUP handler ({err}); reloads happen on file changes only"
         ),
     }
 }
 
 #[cfg(not(unix))]
-fn reload_on_sighup(_tls: berth::tls::Tls) {}
+fn reload_on_sighup(_tls: Option<berth::tls::Tls>, _platform: Platform, _file: Option<PathBuf>) {}
 
 /// Resolves on the first SIGINT or SIGTERM. A second signal during the
 /// drain exits at once.
