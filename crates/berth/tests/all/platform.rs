@@ -197,3 +197,142 @@ async fn one_app_flooded_does_not_starve_another() {
     );
     server.stop().await;
 }
+
+const SUITE_HELLO: &str = "hello from berth\n";
+const P3_HELLO: &str = "Hello from a wasi:http@0.3.0 component\n";
+
+/// Version `v` of a config that changes in every way a reload can: the
+/// component behind `svc.test` alternates (suite on even versions, p3-hello
+/// on odd ones), an app is added and removed, and a route moves.
+fn version(v: usize) -> Config {
+    let component = if v % 2 == 0 { "suite" } else { "p3-hello" };
+    let svc_routes: &[&str] = if (5..9).contains(&v) {
+        &["svc.test", "alt.test"]
+    } else {
+        &["svc.test"]
+    };
+    let mut apps = vec![app("svc", &[component], svc_routes)];
+    if matches!(v, 2 | 3 | 7) {
+        apps.push(app("extra", &["suite"], &["x.test"]));
+    }
+    config(apps)
+}
+
+/// Reloads under load: a client keeps sending requests while the config
+/// changes ten times. No request fails, and each is answered by a version
+/// current at some point while it was in flight. A broken component and
+/// a broken config are refused and leave the last version serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reloads_under_load_lose_no_request() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let server = PlatformServer::start(version(0)).await;
+    let current = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let addr = server.addr;
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (current, stop) = (current.clone(), stop.clone());
+            tokio::spawn(async move {
+                let (mut sent, mut wrong) = (0usize, Vec::new());
+                while !stop.load(Ordering::Acquire) {
+                    let before = current.load(Ordering::Acquire);
+                    let req =
+                        for_proto(request("GET", "http://svc.test/hello", empty()), Proto::H1);
+                    let result = try_send(addr, Proto::H1, req).await;
+                    let after = current.load(Ordering::Acquire);
+                    sent += 1;
+                    let answer = match result {
+                        Ok(resp) => {
+                            let status = resp.status().as_u16();
+                            match read_body(resp).await {
+                                Ok((body, _)) => {
+                                    (status, String::from_utf8_lossy(&body).into_owned())
+                                }
+                                Err(err) => (0, err.to_string()),
+                            }
+                        }
+                        Err(err) => (0, err.to_string()),
+                    };
+                    let expected = |v: usize| if v % 2 == 0 { SUITE_HELLO } else { P3_HELLO };
+                    let fits = answer.0 == 200 && (before..=after).any(|v| answer.1 == expected(v));
+                    if !fits {
+                        wrong.push(format!("versions {before}..={after}: {answer:?}"));
+                    }
+                }
+                (sent, wrong)
+            })
+        })
+        .collect();
+
+    for v in 1..=10 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let platform = server.platform.clone();
+        let summary = tokio::task::spawn_blocking(move || platform.reload(version(v)))
+            .await
+            .unwrap()
+            .unwrap_or_else(|err| panic!("version {v}: {err}"));
+        current.store(v, Ordering::Release);
+        // svc changes in every version; extra is built when it comes back
+        // and kept while it stays.
+        let built: &[&str] = if matches!(v, 2 | 7) {
+            &["svc", "extra"]
+        } else {
+            &["svc"]
+        };
+        assert_eq!(summary.built, built, "version {v}: {summary:?}");
+        let kept: &[&str] = if v == 3 { &["extra"] } else { &[] };
+        assert_eq!(summary.kept, kept, "version {v}");
+        let removed: &[&str] = if matches!(v, 4 | 8) { &["extra"] } else { &[] };
+        assert_eq!(summary.removed, removed, "version {v}");
+        // The added and moved routes answer as soon as reload returns.
+        let extra = server.get(Proto::H1, "x.test", "/hello").await.0;
+        assert_eq!(
+            extra,
+            if matches!(v, 2 | 3 | 7) { 200 } else { 404 },
+            "version {v}"
+        );
+        let alt = server.get(Proto::H2, "alt.test", "/hello").await.0;
+        assert_eq!(
+            alt,
+            if (5..9).contains(&v) { 200 } else { 404 },
+            "version {v}"
+        );
+    }
+
+    // A component that does not compile, and a config with a clash: both
+    // refused, version 10 keeps serving.
+    let broken = std::env::temp_dir().join(format!("berth-broken-{}.wasm", std::process::id()));
+    std::fs::write(&broken, b"\0asm\x0d\0\x01\0garbage").unwrap();
+    let mut bad_component = version(10);
+    bad_component.apps[0].components = vec![ComponentSource::File(broken.clone())];
+    let mut clash = version(10);
+    clash.apps.push(app("thief", &["suite"], &["svc.test"]));
+    for bad in [bad_component, clash] {
+        let platform = server.platform.clone();
+        let refused = tokio::task::spawn_blocking(move || platform.reload(bad))
+            .await
+            .unwrap();
+        assert!(refused.is_err());
+    }
+    std::fs::remove_file(&broken).unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    stop.store(true, Ordering::Release);
+    let mut total = 0;
+    for client in clients {
+        let (sent, wrong) = client.await.unwrap();
+        total += sent;
+        assert!(
+            wrong.is_empty(),
+            "{} of {sent} requests went wrong: {wrong:#?}",
+            wrong.len()
+        );
+    }
+    assert!(total > 100, "only {total} requests were sent");
+    eprintln!("{total} requests across 10 reloads and 2 refused ones, none failed");
+    assert_eq!(
+        server.get(Proto::H1, "svc.test", "/hello").await,
+        (200, SUITE_HELLO.into())
+    );
+    server.stop().await;
+}
