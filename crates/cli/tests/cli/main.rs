@@ -13,6 +13,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+mod config;
+
 fn berth() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_berth"));
     cmd.env("RUST_LOG", "info");
@@ -69,12 +71,17 @@ impl Served {
     }
 
     fn get(&self, path: &str) -> String {
+        self.get_from(&self.addr, path)
+    }
+
+    /// GET `path` with `host` as the Host header.
+    fn get_from(&self, host: &str, path: &str) -> String {
         let mut stream = TcpStream::connect(&self.addr).expect("connect");
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
         // HTTP/1.0: the body is close-delimited, so no chunk framing to parse.
-        write!(stream, "GET {path} HTTP/1.0\r\nhost: {}\r\n\r\n", self.addr).unwrap();
+        write!(stream, "GET {path} HTTP/1.0\r\nhost: {host}\r\n\r\n").unwrap();
         let mut response = String::new();
         stream.read_to_string(&mut response).expect("read response");
         response
