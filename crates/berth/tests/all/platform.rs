@@ -205,7 +205,11 @@ const P3_HELLO: &str = "Hello from a wasi:http@0.3.0 component\n";
 /// component behind `svc.test` alternates (suite on even versions, p3-hello
 /// on odd ones), an app is added and removed, and a route moves.
 fn version(v: usize) -> Config {
-    let component = if v % 2 == 0 { "suite" } else { "p3-hello" };
+    let component = if v.is_multiple_of(2) {
+        "suite"
+    } else {
+        "p3-hello"
+    };
     let svc_routes: &[&str] = if (5..9).contains(&v) {
         &["svc.test", "alt.test"]
     } else {
@@ -254,7 +258,13 @@ async fn reloads_under_load_lose_no_request() {
                         }
                         Err(err) => (0, err.to_string()),
                     };
-                    let expected = |v: usize| if v % 2 == 0 { SUITE_HELLO } else { P3_HELLO };
+                    let expected = |v: usize| {
+                        if v.is_multiple_of(2) {
+                            SUITE_HELLO
+                        } else {
+                            P3_HELLO
+                        }
+                    };
                     let fits = answer.0 == 200 && (before..=after).any(|v| answer.1 == expected(v));
                     if !fits {
                         wrong.push(format!("versions {before}..={after}: {answer:?}"));
