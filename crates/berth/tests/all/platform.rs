@@ -346,3 +346,60 @@ async fn reloads_under_load_lose_no_request() {
     );
     server.stop().await;
 }
+
+/// The file watcher: a component rewritten in place is read once it has
+/// settled; half of one (a writer that paused) does not compile, is
+/// refused, and the old version keeps serving until the whole file is
+/// there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_rewritten_in_place_is_reloaded_only_whole() {
+    let dir = std::env::temp_dir().join(format!("berth-watch-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let component = dir.join("app.wasm");
+    std::fs::copy(fixture_path("suite"), &component).unwrap();
+    let file = dir.join("berth.toml");
+    std::fs::write(
+        &file,
+        "[[apps]]\nname = \"svc\"\ncomponent = \"app.wasm\"\nroutes = [\"svc.test\"]\n",
+    )
+    .unwrap();
+    let mut loaded = berth::platform::file::load(&file).unwrap();
+    loaded.server = test_server_config();
+    loaded.cache_dir = None;
+    let server = PlatformServer::start(loaded).await;
+    let watcher = tokio::spawn(berth::platform::watch::watch(
+        server.platform.clone(),
+        file.clone(),
+        Duration::from_millis(100),
+    ));
+    let svc = || server.get(Proto::H1, "svc.test", "/hello");
+    assert_eq!(svc().await, (200, SUITE_HELLO.into()));
+
+    let p3 = std::fs::read(fixture_path("p3-hello")).unwrap();
+    std::fs::write(&component, &p3[..p3.len() / 2]).unwrap();
+    // Long enough for the watcher to see it, let it settle and try it.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(
+        svc().await,
+        (200, SUITE_HELLO.into()),
+        "half a component was served"
+    );
+
+    std::fs::write(&component, &p3).unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        let answer = svc().await;
+        if answer == (200, P3_HELLO.into()) {
+            break;
+        }
+        assert_eq!(answer, (200, SUITE_HELLO.into()));
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "never reloaded"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    watcher.abort();
+    server.stop().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
