@@ -403,3 +403,28 @@ async fn a_component_rewritten_in_place_is_reloaded_only_whole() {
     server.stop().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A hundred apps load (through one compilation cache) on one shared
+/// engine, and each answers at its own host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_apps_load_and_serve() {
+    let cache = std::env::temp_dir().join(format!("berth-hundred-{}", std::process::id()));
+    let apps = (0..100)
+        .map(|i| app(&format!("app{i}"), &["suite"], &[&format!("app{i}.test")]))
+        .collect();
+    let mut hundred = config(apps);
+    hundred.cache_dir = Some(cache.clone());
+    let started = std::time::Instant::now();
+    let server = PlatformServer::start(hundred).await;
+    eprintln!("100 apps built in {:?}", started.elapsed());
+    assert_eq!(server.platform.apps().len(), 100);
+    for i in 0..100 {
+        let host = format!("app{i}.test");
+        assert_eq!(
+            server.get(Proto::H1, &host, "/hello").await,
+            (200, SUITE_HELLO.into())
+        );
+    }
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(&cache);
+}
