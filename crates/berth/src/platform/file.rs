@@ -275,11 +275,24 @@ impl Checker<'_> {
 
     fn config(&mut self, file: FileConfig) -> Config {
         let server = self.server(&file.server);
+        let several = file.apps.len() > 1;
         let apps = file
             .apps
             .iter()
             .enumerate()
-            .filter_map(|(index, app)| self.app(index, app.get_ref(), &server))
+            .filter_map(|(index, app)| {
+                let mut built = self.app(index, app.get_ref(), &server)?;
+                if several && app.get_ref().max_concurrent_requests.is_none() {
+                    // Beside other apps, one app may take at most half
+                    // the shared pool unless its places are written.
+                    let half = (server.engine.max_instances as usize / 2).max(1);
+                    built.admission.max_concurrent = half;
+                    if app.get_ref().admission_queue.is_none() {
+                        built.admission.max_queued = half;
+                    }
+                }
+                Some(built)
+            })
             .collect();
         Config {
             server: server.server,
@@ -711,10 +724,18 @@ mod tests {
         assert_eq!(shop.runtime.memory_limit, 32 << 20);
         assert_eq!(shop.admission.max_concurrent, 8);
         assert_eq!(shop.outbound.allow.len(), 1);
-        // Unset keys take the defaults; an app's places default to the pool.
+        // Unset keys take the defaults; beside another app, an app's places
+        // default to half the pool.
         let chain = &config.apps[1];
         assert_eq!(chain.components.len(), 2);
-        assert_eq!(chain.admission.max_concurrent, 64);
+        assert_eq!(chain.admission.max_concurrent, 32);
+        assert_eq!(chain.admission.max_queued, 32);
+        let alone = parse(
+            "[[apps]]\nname = \"a\"\ncomponent = \"a.wasm\"\nroutes = [\"*\"]\n",
+            &dir,
+        )
+        .unwrap();
+        assert_eq!(alone.apps[0].admission.max_concurrent, 1000);
         assert_eq!(chain.runtime.reuse.map(|n| n.get()), Some(10));
         assert_eq!(
             chain.runtime.cpu_time_limit,
