@@ -189,3 +189,29 @@ fn check_prints_the_routing_table_and_names_every_problem() {
     assert!(err.contains("app `tool`:"), "{err}");
     assert!(err.contains("does not export a wasi:http handler"), "{err}");
 }
+
+#[test]
+fn config_values_reach_wasi_config_and_never_the_log() {
+    let dir = app_dir(&["p3-config"]);
+    write(&dir.join("greeting.txt"), "top secret greeting\n");
+    let file = dir.join("berth.toml");
+    write(
+        &file,
+        "[[apps]]\nname = \"cfg\"\ncomponent = \"p3-config.wasm\"\nroutes = [\"*\"]\n\
+         config = { greeting = { from_file = \"greeting.txt\" }, mode = \"plain\" }\n",
+    );
+    let served = Served::start(&["--config", file.to_str().unwrap()]);
+    let response = served.get("/");
+    assert!(
+        response.ends_with(
+            "greeting=Some(\"top secret greeting\")\nall=greeting=top secret greeting,mode=plain\n"
+        ),
+        "{response}"
+    );
+    let startup = served.startup_log.clone();
+    served.signal("TERM");
+    let (exit, log) = served.wait();
+    assert!(exit.success());
+    let whole_log = format!("{startup}{log}");
+    assert!(!whole_log.contains("top secret"), "{whole_log}");
+}
