@@ -190,6 +190,30 @@ pub fn load(path: &Path) -> Result<Config, FileError> {
     })
 }
 
+/// The component files a config file names, as far as it parses (none
+/// when it does not): what a watcher must look at besides the file, even
+/// when the version naming them was refused.
+pub fn component_paths(path: &Path) -> Vec<PathBuf> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    let Ok(file) = toml::from_str::<FileConfig>(&text) else {
+        return Vec::new();
+    };
+    let base = path.parent().unwrap_or(Path::new("."));
+    file.apps
+        .iter()
+        .flat_map(|app| {
+            let app = app.get_ref();
+            app.component
+                .iter()
+                .chain(app.components.iter().flat_map(|c| c.get_ref().iter()))
+                .map(|c| base.join(c.get_ref()))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
 /// Parses and validates config `text` whose relative paths are relative to
 /// `base`.
 pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<Problem>> {

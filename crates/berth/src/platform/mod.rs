@@ -206,6 +206,18 @@ impl App {
     pub fn runtime(&self) -> &Runtime {
         self.service.runtime()
     }
+
+    /// The worlds of its components, the request's first stop first
+    /// (`wasi:http@0.3.0 middleware -> wasi:http@0.3.0 service`).
+    pub fn worlds(&self) -> String {
+        let worlds: Vec<String> = self
+            .runtime()
+            .chain()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        worlds.join(" -> ")
+    }
 }
 
 /// The apps and routing table of one config version; replaced whole.

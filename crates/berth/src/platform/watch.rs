@@ -58,12 +58,17 @@ pub fn log_reload(path: &Path, result: &Result<ReloadSummary, ReloadError>) {
 /// Size and modification time of each watched file (`None` when missing).
 type Stamps = Vec<(PathBuf, Option<(u64, SystemTime)>)>;
 
-/// The config file and every component file of the running version.
+/// The config file, every component file of the running version, and
+/// every one the file names now (a refused version's new component is
+/// watched too, so fixing it is enough to retry).
 fn stamps(platform: &Platform, path: &Path) -> Stamps {
     let mut files = vec![path.to_owned()];
     for app in platform.apps() {
         files.extend(app.files().iter().cloned());
     }
+    files.extend(file::component_paths(path));
+    files.sort();
+    files.dedup();
     files
         .into_iter()
         .map(|file| {

@@ -276,6 +276,7 @@ async fn silent_and_half_open_connections_are_closed_at_the_header_timeout() {
 /// server alone.
 #[tokio::test]
 async fn five_thousand_silent_sockets_never_block_a_client_and_are_closed() {
+    let _alone = one_at_a_time().await;
     const SOCKETS: usize = 5_000;
     const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
     let server = TestServer::start_with_server_config(

@@ -228,6 +228,7 @@ fn version(v: usize) -> Config {
 /// a broken config are refused and leave the last version serving.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reloads_under_load_lose_no_request() {
+    let _alone = one_at_a_time().await;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     let server = PlatformServer::start(version(0)).await;
@@ -350,7 +351,7 @@ async fn reloads_under_load_lose_no_request() {
 /// The file watcher: a component rewritten in place is read once it has
 /// settled; half of one (a writer that paused) does not compile, is
 /// refused, and the old version keeps serving until the whole file is
-/// there.
+/// there. A new component the file names is watched even while refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_component_rewritten_in_place_is_reloaded_only_whole() {
     let dir = std::env::temp_dir().join(format!("berth-watch-{}", std::process::id()));
@@ -399,6 +400,24 @@ async fn a_component_rewritten_in_place_is_reloaded_only_whole() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+
+    // The file now names a component that is broken: refused. Fixing that
+    // component, with the file untouched, is enough for the next try.
+    let new = dir.join("new.wasm");
+    std::fs::write(&new, b"not yet").unwrap();
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replace("app.wasm", "new.wasm")).unwrap();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(svc().await, (200, P3_HELLO.into()));
+    std::fs::copy(fixture_path("suite"), &new).unwrap();
+    let started = std::time::Instant::now();
+    while svc().await != (200, SUITE_HELLO.into()) {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the fixed component was never tried"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     watcher.abort();
     server.stop().await;
     std::fs::remove_dir_all(&dir).unwrap();
@@ -408,6 +427,7 @@ async fn a_component_rewritten_in_place_is_reloaded_only_whole() {
 /// engine, and each answers at its own host.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_apps_load_and_serve() {
+    let _alone = one_at_a_time().await;
     let cache = std::env::temp_dir().join(format!("berth-hundred-{}", std::process::id()));
     let apps = (0..100)
         .map(|i| app(&format!("app{i}"), &["suite"], &[&format!("app{i}.test")]))

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use berth::runtime::preinit::PreInitError;
 use berth::{LoadError, Runtime, RuntimeConfig};
 
-use crate::support::{Proto, TestServer, fixture, get, test_config};
+use crate::support::{Proto, TestServer, fixture, get, one_at_a_time, test_config};
 
 fn pre_init_config() -> RuntimeConfig {
     RuntimeConfig {
@@ -77,6 +77,7 @@ async fn a_start_up_that_traps_is_refused() {
 
 #[tokio::test]
 async fn a_start_up_that_never_returns_is_stopped_by_its_cpu_limit() {
+    let _alone = one_at_a_time().await;
     let config = RuntimeConfig {
         pre_init_time_limit: Duration::from_millis(300),
         ..pre_init_config()

@@ -387,3 +387,13 @@ pub async fn wait_until_idle(server: &TestServer, within: Duration) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Held by tests that load the machine heavily (a hundred apps compiling,
+/// thousands of sockets, reload storms) and by tests whose assertion needs
+/// their guest to get its CPU time quickly (a CPU limit reached before a
+/// wall clock three times as long): they run one at a time, so a busy
+/// 2-core CI machine cannot starve the latter.
+pub async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    HEAVY.lock().await
+}

@@ -53,14 +53,7 @@ impl CheckCommand {
             println!("{:<width$}  {app}", route.to_string());
         }
         for app in &apps {
-            let worlds = app
-                .runtime()
-                .chain()
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(" -> ");
-            println!("app {}: {worlds}", app.name());
+            println!("app {}: {}", app.name(), app.worlds());
         }
         Ok(())
     }

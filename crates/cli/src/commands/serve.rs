@@ -360,13 +360,7 @@ async fn serve(config: Config, file: Option<PathBuf>) -> anyhow::Result<()> {
         .await
         .context("the build task failed")??;
     for app in platform.apps() {
-        let worlds = app
-            .runtime()
-            .chain()
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(" -> ");
+        let worlds = app.worlds();
         let routes = app
             .routes()
             .iter()
