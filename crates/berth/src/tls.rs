@@ -1,13 +1,15 @@
-//! TLS termination for the front-end (rustls): a certificate chain and key
-//! from PEM files, ALPN `h2` and `http/1.1`, TLS 1.2 and 1.3 only, a
-//! handshake deadline, and reloads that never drop a connection.
+//! TLS termination for the front-end (rustls): certificate chains and keys
+//! from PEM files, chosen by SNI, ALPN `h2` and `http/1.1`, TLS 1.2 and 1.3
+//! only, a handshake deadline, and reloads that never drop a connection.
 //!
-//! The certificate is served by a resolver that reads the current key on
-//! every handshake; [`Tls::reload`] (SIGHUP in the CLI) and [`Tls::watch`]
-//! (file changes) swap it. A bad new pair is refused with a log line and
-//! the old one keeps serving. Connections already established keep the key
-//! they started with. Several certificates chosen by SNI will come with the
-//! config file; the resolver is where they will be picked.
+//! Certificates are served by a resolver that reads the current set on
+//! every handshake: the first pair whose leaf certificate is valid for the
+//! name the client asked for (SNI; wildcard certificates included), else
+//! the first pair (clients that send no SNI, names no pair covers).
+//! [`Tls::reload`] (SIGHUP in the CLI) and [`Tls::watch`] (file changes)
+//! swap the whole set; a bad new pair is refused with a log line and the
+//! old set keeps serving. Connections already established keep the key
+//! they started with.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -105,15 +107,35 @@ fn load(paths: &TlsPaths) -> Result<Arc<CertifiedKey>, TlsError> {
     Ok(Arc::new(certified))
 }
 
-/// Hands out the current certificate on every handshake.
+/// Reads and checks every pair; the first error wins.
+fn load_all(pairs: &[TlsPaths]) -> Result<Arc<[Arc<CertifiedKey>]>, TlsError> {
+    pairs.iter().map(load).collect()
+}
+
+/// Whether `key`'s leaf certificate is valid for `name`.
+fn covers(key: &CertifiedKey, name: &rustls_pki_types::ServerName<'_>) -> bool {
+    let Some(leaf) = key.cert.first() else {
+        return false;
+    };
+    webpki::EndEntityCert::try_from(leaf)
+        .is_ok_and(|cert| cert.verify_is_valid_for_subject_name(name).is_ok())
+}
+
+/// Hands out a certificate of the current set on every handshake, chosen
+/// by SNI.
 #[derive(Debug)]
 struct Resolver {
-    current: RwLock<Arc<CertifiedKey>>,
+    current: RwLock<Arc<[Arc<CertifiedKey>]>>,
 }
 
 impl ResolvesServerCert for Resolver {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        self.current.read().ok().map(|key| key.clone())
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let keys = self.current.read().ok()?.clone();
+        let by_name = hello
+            .server_name()
+            .and_then(|name| rustls_pki_types::ServerName::try_from(name).ok())
+            .and_then(|name| keys.iter().find(|key| covers(key, &name)));
+        by_name.or_else(|| keys.first()).cloned()
     }
 }
 
@@ -121,7 +143,8 @@ impl ResolvesServerCert for Resolver {
 /// reloads its certificate. Cheap to clone.
 #[derive(Clone)]
 pub struct Tls {
-    paths: TlsPaths,
+    /// The pairs, the default (no SNI, or no match) first.
+    paths: Vec<TlsPaths>,
     resolver: Arc<Resolver>,
     acceptor: tokio_rustls::TlsAcceptor,
     /// See [`DEFAULT_HANDSHAKE_TIMEOUT`].
@@ -141,20 +164,32 @@ impl Tls {
     /// Loads the certificate and key; an error names the file and what is
     /// wrong with it.
     pub fn load(paths: TlsPaths) -> Result<Self, TlsError> {
+        Self::load_all(vec![paths])
+    }
+
+    /// Loads several pairs, chosen per handshake by SNI (see the module
+    /// docs); the first is the default. An error names the file and what
+    /// is wrong with it.
+    ///
+    /// # Panics
+    ///
+    /// When `pairs` is empty.
+    pub fn load_all(pairs: Vec<TlsPaths>) -> Result<Self, TlsError> {
+        assert!(!pairs.is_empty(), "Tls::load_all needs at least one pair");
         let resolver = Arc::new(Resolver {
-            current: RwLock::new(load(&paths)?),
+            current: RwLock::new(load_all(&pairs)?),
         });
         let mut config = rustls::ServerConfig::builder_with_provider(provider())
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
             .map_err(|e| TlsError::Certificate {
-                path: paths.cert.clone(),
+                path: pairs[0].cert.clone(),
                 reason: e.to_string(),
             })?
             .with_no_client_auth()
             .with_cert_resolver(resolver.clone());
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Self {
-            paths,
+            paths: pairs,
             resolver,
             acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
@@ -165,12 +200,13 @@ impl Tls {
     /// handshake on. A bad pair is refused (logged, returned) and the old
     /// one keeps serving.
     pub fn reload(&self) -> Result<(), TlsError> {
-        match load(&self.paths) {
-            Ok(key) => {
+        match load_all(&self.paths) {
+            Ok(keys) => {
                 if let Ok(mut current) = self.resolver.current.write() {
-                    *current = key;
+                    *current = keys;
                 }
-                tracing::info!(cert = %self.paths.cert.display(), "TLS certificate reloaded");
+                let certs: Vec<_> = self.paths.iter().map(|p| p.cert.display()).collect();
+                tracing::info!(certs = ?certs, "TLS certificates reloaded");
                 Ok(())
             }
             Err(err) => {
@@ -188,7 +224,12 @@ impl Tls {
                 .ok()
                 .map(|m| (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len()))
         };
-        let stamps = || (stamp(&self.paths.cert), stamp(&self.paths.key));
+        let stamps = || {
+            self.paths
+                .iter()
+                .map(|p| (stamp(&p.cert), stamp(&p.key)))
+                .collect::<Vec<_>>()
+        };
         let mut seen = stamps();
         loop {
             tokio::time::sleep(interval).await;

@@ -49,7 +49,7 @@ struct FileConfig {
 #[serde(deny_unknown_fields)]
 struct ServerSection {
     addr: Option<Spanned<String>>,
-    tls: Option<TlsSection>,
+    tls: Option<Spanned<TlsSetting>>,
     header_read_timeout_secs: Option<Spanned<u64>>,
     idle_timeout_secs: Option<Spanned<u64>>,
     write_timeout_secs: Option<Spanned<u64>>,
@@ -67,11 +67,20 @@ struct ServerSection {
     cache: Option<bool>,
 }
 
+/// `tls = { cert, key }`, or several pairs chosen by SNI (the first is
+/// the default): `tls = [{ cert, key }, { cert, key }]`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum TlsSetting {
+    One(TlsSection),
+    Many(Vec<TlsSection>),
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TlsSection {
-    cert: Spanned<String>,
-    key: Spanned<String>,
+    cert: String,
+    key: String,
 }
 
 /// One `[[apps]]` entry.
@@ -342,13 +351,24 @@ impl Checker<'_> {
             }
         }
         if let Some(tls) = &section.tls {
-            let paths = crate::tls::TlsPaths {
-                cert: self.path(tls.cert.get_ref()),
-                key: self.path(tls.key.get_ref()),
+            let sections = match tls.get_ref() {
+                TlsSetting::One(one) => std::slice::from_ref(one),
+                TlsSetting::Many(many) => many.as_slice(),
             };
-            match crate::tls::Tls::load(paths) {
-                Ok(loaded) => server.tls = Some(loaded),
-                Err(err) => self.problem(tls.cert.span(), "server.tls", err.to_string()),
+            let pairs: Vec<_> = sections
+                .iter()
+                .map(|pair| crate::tls::TlsPaths {
+                    cert: self.path(&pair.cert),
+                    key: self.path(&pair.key),
+                })
+                .collect();
+            if pairs.is_empty() {
+                self.problem(tls.span(), "server.tls", "lists no certificate");
+            } else {
+                match crate::tls::Tls::load_all(pairs) {
+                    Ok(loaded) => server.tls = Some(loaded),
+                    Err(err) => self.problem(tls.span(), "server.tls", err.to_string()),
+                }
             }
         }
         let secs = Duration::from_secs;
@@ -814,6 +834,34 @@ cpu_time_limit_ms = 0
             found[4],
             "berth.toml:12:21: apps[1].cpu_time_limit_ms: must be greater than zero"
         );
+    }
+
+    #[test]
+    fn tls_takes_one_pair_or_several_chosen_by_sni() {
+        let dir = dir();
+        for name in ["a", "b"] {
+            let key = rcgen::KeyPair::generate().unwrap();
+            let cert = rcgen::CertificateParams::new(vec![format!("{name}.test")])
+                .unwrap()
+                .self_signed(&key)
+                .unwrap();
+            std::fs::write(dir.join(format!("{name}.pem")), cert.pem()).unwrap();
+            std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
+        }
+        let one = "[server]\ntls = { cert = \"a.pem\", key = \"a.key\" }\n";
+        assert!(parse(one, &dir).unwrap().server.tls.is_some());
+        let two = "[server]\ntls = [{ cert = \"a.pem\", key = \"a.key\" }, \
+                   { cert = \"b.pem\", key = \"b.key\" }]\n";
+        assert!(parse(two, &dir).unwrap().server.tls.is_some());
+        let bad = "[server]\ntls = [{ cert = \"a.pem\", key = \"gone.key\" }]\n";
+        let found = parse(bad, &dir).unwrap_err();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(
+            (found[0].at, found[0].key.as_str()),
+            (Some((2, 7)), "server.tls")
+        );
+        assert!(found[0].message.starts_with("cannot read "), "{found:?}");
+        assert!(found[0].message.contains("gone.key"), "{found:?}");
     }
 
     #[test]

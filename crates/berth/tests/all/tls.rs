@@ -54,20 +54,35 @@ impl Pki {
     /// Writes a new leaf for `localhost` (`cert.pem`, `key.pem`) and returns
     /// its DER, to recognise it in handshakes.
     fn issue(&self) -> CertificateDer<'static> {
+        self.issue_for(&["localhost"], "")
+    }
+
+    /// Writes a new leaf for `names` (`{prefix}cert.pem`,
+    /// `{prefix}key.pem`) and returns its DER.
+    fn issue_for(&self, names: &[&str], prefix: &str) -> CertificateDer<'static> {
         let key = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        let names = names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>();
+        let cert = rcgen::CertificateParams::new(names)
             .unwrap()
             .signed_by(&key, &self.issuer)
             .unwrap();
-        std::fs::write(self.dir.join("cert.pem"), cert.pem()).unwrap();
-        std::fs::write(self.dir.join("key.pem"), key.serialize_pem()).unwrap();
+        std::fs::write(self.dir.join(format!("{prefix}cert.pem")), cert.pem()).unwrap();
+        std::fs::write(
+            self.dir.join(format!("{prefix}key.pem")),
+            key.serialize_pem(),
+        )
+        .unwrap();
         cert.der().clone()
     }
 
     fn paths(&self) -> TlsPaths {
+        self.paths_for("")
+    }
+
+    fn paths_for(&self, prefix: &str) -> TlsPaths {
         TlsPaths {
-            cert: self.dir.join("cert.pem"),
-            key: self.dir.join("key.pem"),
+            cert: self.dir.join(format!("{prefix}cert.pem")),
+            key: self.dir.join(format!("{prefix}key.pem")),
         }
     }
 
@@ -205,6 +220,37 @@ async fn wrong_names_and_unknown_issuers_fail_on_the_client_only() {
     // The server is unharmed.
     let (_, _, status, _) = get_tls(&server, &pki, &[b"h2"], "/hello").await.unwrap();
     assert_eq!(status, 200);
+}
+
+/// Several pairs chosen by SNI: each name (a wildcard too) gets the leaf
+/// that covers it; a name no pair covers gets the first pair's leaf.
+#[tokio::test]
+async fn certificates_are_chosen_by_sni() {
+    let pki = Pki::new();
+    let localhost = pki.issue();
+    let other = pki.issue_for(&["other.test", "*.wild.test"], "other-");
+    let tls = Tls::load_all(vec![pki.paths(), pki.paths_for("other-")]).unwrap();
+    let server = tls_server(tls).await;
+    let leaf = |name: &'static str| {
+        let connector = pki.connector(&[]);
+        async move {
+            let tcp = TcpStream::connect(server.addr).await.unwrap();
+            let name = ServerName::try_from(name).unwrap();
+            let stream = connector.connect(name, tcp).await?;
+            Ok::<_, std::io::Error>(stream.get_ref().1.peer_certificates().unwrap()[0].clone())
+        }
+    };
+    assert_eq!(leaf("localhost").await.unwrap(), localhost);
+    assert_eq!(leaf("other.test").await.unwrap(), other);
+    assert_eq!(leaf("a.wild.test").await.unwrap(), other);
+    // Nobody covers it: the first pair's leaf, which the client refuses.
+    let err = leaf("nobody.test").await.unwrap_err().to_string();
+    assert!(
+        err.contains("localhost") && !err.contains("other.test"),
+        "{err}"
+    );
+    let (_, served, status, _) = get_tls(&server, &pki, &[b"h2"], "/hello").await.unwrap();
+    assert_eq!((served, status), (localhost, 200));
 }
 
 #[tokio::test]
