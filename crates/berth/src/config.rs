@@ -73,6 +73,11 @@ pub struct ServerConfig {
     /// Terminate TLS with this certificate (guests then see scheme
     /// `https`); `None` serves cleartext HTTP/1.1 and h2c.
     pub tls: Option<crate::tls::Tls>,
+    /// Where the admin endpoints listen (`/healthz`, `/readyz`; see
+    /// [`crate::admin`]); `None` (the default) serves none. The CLI binds
+    /// it; an embedder runs [`crate::admin::serve_admin`] on its own
+    /// listener.
+    pub admin_addr: Option<SocketAddr>,
 }
 
 impl Default for ServerConfig {
@@ -90,6 +95,7 @@ impl Default for ServerConfig {
             max_uri_bytes: DEFAULT_MAX_URI_BYTES,
             max_headers: DEFAULT_MAX_HEADERS,
             tls: None,
+            admin_addr: None,
         }
     }
 }

@@ -36,7 +36,7 @@ use crate::service::WasiHttpService;
 /// ```
 #[derive(Debug)]
 pub struct ServeHandle {
-    draining: Arc<AtomicBool>,
+    draining: Readiness,
     deadline: watch::Sender<Option<Duration>>,
     task: JoinHandle<()>,
 }
@@ -53,7 +53,7 @@ impl ServeHandle {
     ) -> Result<Self, InvalidConfig> {
         config.validate()?;
         let service = service.into();
-        let draining = Arc::new(AtomicBool::new(false));
+        let draining = Readiness::default();
         let (deadline, mut requested) = watch::channel(None);
         let task = tokio::spawn({
             let draining = draining.clone();
@@ -70,7 +70,7 @@ impl ServeHandle {
                         Err(_) => std::future::pending().await,
                     }
                 };
-                crate::serve::run(listener, service, &config, shutdown, &draining).await;
+                crate::serve::run(listener, service, &config, shutdown, &draining.draining).await;
             }
         });
         Ok(Self {
@@ -84,7 +84,7 @@ impl ServeHandle {
     /// give in-flight requests up to `deadline` before the connections
     /// left are cut. A second call while draining changes nothing.
     pub fn shutdown(&self, deadline: Duration) {
-        self.draining.store(true, Ordering::Release);
+        self.draining.start_draining();
         self.deadline.send_if_modified(|current| {
             let first = current.is_none();
             if first {
@@ -98,7 +98,30 @@ impl ServeHandle {
     /// readiness endpoint, true from the call to `shutdown` on, before the
     /// listener closes.
     pub fn is_draining(&self) -> bool {
+        self.draining.is_draining()
+    }
+
+    /// A handle on the drain state for readiness probes (see
+    /// [`crate::admin`]), usable after this handle is awaited.
+    pub fn readiness(&self) -> Readiness {
+        self.draining.clone()
+    }
+}
+
+/// Whether a front-end is draining, for readiness probes. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct Readiness {
+    draining: Arc<AtomicBool>,
+}
+
+impl Readiness {
+    /// True from the shutdown call on.
+    pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn start_draining(&self) {
+        self.draining.store(true, Ordering::Release);
     }
 }
 

@@ -17,6 +17,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod admin;
 pub mod admission;
 pub mod config;
 mod conn;
@@ -38,7 +39,7 @@ pub use berth_runtime::{
     HandleError, LoadError, Runtime, RuntimeBuilder, RuntimeConfig, Source, World,
 };
 pub use config::ServerConfig;
-pub use handle::ServeHandle;
+pub use handle::{Readiness, ServeHandle};
 pub use platform::{Config, Platform};
 pub use serve::serve;
 pub use service::WasiHttpService;

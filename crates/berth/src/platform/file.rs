@@ -49,6 +49,7 @@ struct FileConfig {
 #[serde(deny_unknown_fields)]
 struct ServerSection {
     addr: Option<Spanned<String>>,
+    admin_addr: Option<Spanned<String>>,
     tls: Option<Spanned<TlsSetting>>,
     header_read_timeout_secs: Option<Spanned<u64>>,
     idle_timeout_secs: Option<Spanned<u64>>,
@@ -345,6 +346,19 @@ impl Checker<'_> {
                     "server.addr",
                     format!(
                         "`{}` is not an address (HOST:PORT, e.g. 0.0.0.0:8080)",
+                        addr.get_ref()
+                    ),
+                ),
+            }
+        }
+        if let Some(addr) = &section.admin_addr {
+            match addr.get_ref().parse::<SocketAddr>() {
+                Ok(parsed) => server.admin_addr = Some(parsed),
+                Err(_) => self.problem(
+                    addr.span(),
+                    "server.admin_addr",
+                    format!(
+                        "`{}` is not an address (HOST:PORT, e.g. 127.0.0.1:9090)",
                         addr.get_ref()
                     ),
                 ),
@@ -731,6 +745,7 @@ mod tests {
         let text = r#"
             [server]
             addr = "127.0.0.1:9000"
+            admin_addr = "127.0.0.1:9090"
             max_instances = 64
             drain_timeout_secs = 5
 
@@ -753,6 +768,10 @@ mod tests {
         let config = parse(text, &dir).unwrap();
         assert_eq!(config.server.addr, "127.0.0.1:9000".parse().unwrap());
         assert_eq!(config.server.drain_timeout, Duration::from_secs(5));
+        assert_eq!(
+            config.server.admin_addr,
+            Some("127.0.0.1:9090".parse().unwrap())
+        );
         assert_eq!(config.engine.max_instances, 64);
         let shop = &config.apps[0];
         assert_eq!(shop.name, "shop");

@@ -37,6 +37,12 @@ pub(crate) struct ServeCommand {
     #[arg(long, env = "BERTH_ADDR")]
     addr: Option<SocketAddr>,
 
+    /// Serve /healthz and /readyz on this address (never on the traffic
+    /// port; off by default). /readyz answers 503 from a shutdown signal on,
+    /// before the traffic listener closes.
+    #[arg(long, value_name = "HOST:PORT", env = "BERTH_ADMIN_ADDR")]
+    admin_addr: Option<SocketAddr>,
+
     #[command(flatten)]
     guest: GuestArgs,
 
@@ -228,6 +234,9 @@ impl ServeCommand {
         if let Some(addr) = self.addr {
             config.server.addr = addr;
         }
+        if let Some(admin) = self.admin_addr {
+            config.server.admin_addr = Some(admin);
+        }
         let tokio = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
@@ -284,6 +293,7 @@ impl ServeCommand {
                 })?),
                 _ => None,
             },
+            admin_addr: self.admin_addr,
         };
         server.validate()?;
 
@@ -382,8 +392,29 @@ async fn serve(config: Config, file: Option<PathBuf>) -> anyhow::Result<()> {
         )))
     });
     let drain_timeout = server_config.drain_timeout;
+    let admin = match server_config.admin_addr {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (--admin-addr)"))?,
+        ),
+        None => None,
+    };
     let mut server = berth::ServeHandle::spawn(listener, platform.router(), server_config)
         .context("invalid server configuration")?;
+    let _admin = match admin {
+        Some(listener) => {
+            let addr = listener
+                .local_addr()
+                .context("cannot read the admin address")?;
+            let probe = berth::admin::Probe::new(server.readiness(), Some(platform.clone()));
+            eprintln!("Admin on http://{addr}/ (/healthz, /readyz)");
+            Some(AbortOnDrop(tokio::spawn(berth::admin::serve_admin(
+                listener, probe,
+            ))))
+        }
+        None => None,
+    };
     eprintln!("Serving HTTP on {scheme}://{local}/");
     tokio::select! {
         () = shutdown_signal() => server.shutdown(drain_timeout),

@@ -1,0 +1,76 @@
+//! `--admin-addr`: health and readiness on their own port, and readiness
+//! turning 503 the moment a drain starts.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use super::{Served, fixture};
+
+/// One HTTP/1.0 GET to `addr`; the status line and the body.
+fn get(addr: &str, path: &str) -> (String, String) {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nhost: admin\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response.lines().next().unwrap_or("").to_owned();
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+    (status, body)
+}
+
+#[test]
+fn readiness_turns_503_when_the_drain_starts_and_health_stays_up() {
+    let served = Served::start(&[
+        fixture("suite").to_str().unwrap(),
+        "--admin-addr",
+        "127.0.0.1:0",
+        "--drain-timeout-secs",
+        "10",
+    ]);
+    let admin = served
+        .startup_log
+        .lines()
+        .find_map(|l| l.strip_prefix("Admin on http://"))
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_else(|| panic!("no admin banner:\n{}", served.startup_log))
+        .to_owned();
+    assert_ne!(admin, served.addr, "the admin port is not the traffic port");
+    assert_eq!(
+        get(&admin, "/healthz"),
+        ("HTTP/1.0 200 OK".into(), "ok\n".into())
+    );
+    assert_eq!(
+        get(&admin, "/readyz"),
+        ("HTTP/1.0 200 OK".into(), "ready\n".into())
+    );
+    // Admin paths are not on the traffic port: the guest answers there.
+    let on_traffic = served.get("/readyz");
+    assert!(!on_traffic.contains("ready\n"), "{on_traffic}");
+
+    // A slow request keeps the drain going.
+    let traffic = served.addr.clone();
+    let slow = std::thread::spawn(move || get(&traffic, "/sleep?ms=2500"));
+    std::thread::sleep(Duration::from_millis(300));
+    served.signal("TERM");
+    let started = Instant::now();
+    loop {
+        let (status, body) = get(&admin, "/readyz");
+        if status.starts_with("HTTP/1.0 503") {
+            assert_eq!(body, "draining\n");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "still {status} while draining"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(get(&admin, "/healthz").0, "HTTP/1.0 200 OK");
+    let (status, _) = slow.join().unwrap();
+    assert_eq!(status, "HTTP/1.0 200 OK", "the in-flight request finished");
+    let (exit, log) = served.wait();
+    assert!(exit.success(), "{log}");
+}
