@@ -2,6 +2,8 @@
 //! balancers, on an address of its own — never the traffic port, never
 //! reachable through a guest route.
 //!
+//! * `GET /metrics` → the Prometheus (OpenMetrics text) metrics of the
+//!   platform served (see [`crate::metrics`]).
 //! * `GET /healthz` → `200` while the process is up.
 //! * `GET /readyz` → `200` once the traffic listener serves loaded apps;
 //!   `503` while draining (from the shutdown call on, before the traffic
@@ -70,12 +72,29 @@ fn text(status: StatusCode, body: &'static str) -> http::Response<Full<Bytes>> {
 
 /// Answers one admin request.
 fn answer<B>(probe: &Probe, request: &http::Request<B>) -> http::Response<Full<Bytes>> {
-    let known = matches!(request.uri().path(), "/healthz" | "/readyz");
+    let known = matches!(request.uri().path(), "/healthz" | "/readyz" | "/metrics");
     if known && !matches!(*request.method(), Method::GET | Method::HEAD) {
         return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
     }
     match request.uri().path() {
         "/healthz" => text(StatusCode::OK, "ok\n"),
+        "/metrics" => match &probe.platform {
+            Some(platform) => {
+                let mut response = text(StatusCode::OK, "");
+                *response.body_mut() = Full::new(Bytes::from(platform.metrics().encode()));
+                response.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static(
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    ),
+                );
+                response
+            }
+            None => text(
+                StatusCode::NOT_FOUND,
+                "no metrics: not serving a platform\n",
+            ),
+        },
         "/readyz" => match probe.ready() {
             Ok(()) => text(StatusCode::OK, "ready\n"),
             Err("draining") => text(StatusCode::SERVICE_UNAVAILABLE, "draining\n"),

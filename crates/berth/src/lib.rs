@@ -23,6 +23,7 @@ pub mod config;
 mod conn;
 mod handle;
 pub mod limits;
+pub mod metrics;
 pub mod platform;
 pub mod request;
 pub mod response;

@@ -83,6 +83,7 @@ pub struct AccessLog {
     expected: Option<u64>,
     ended: bool,
     failed: bool,
+    metrics: Option<crate::metrics::Metrics>,
 }
 
 impl AccessLog {
@@ -99,6 +100,7 @@ impl AccessLog {
             expected: None,
             ended: false,
             failed: false,
+            metrics: None,
         }
     }
 
@@ -107,6 +109,30 @@ impl AccessLog {
         self.app = app;
         self
     }
+
+    /// Counts the request in `metrics` too (in flight from now, answered
+    /// when the record ends). Call after [`with_app`](Self::with_app).
+    pub fn with_metrics(mut self, metrics: Option<crate::metrics::Metrics>) -> Self {
+        if let Some(metrics) = &metrics {
+            metrics.request_started(self.app_name());
+        }
+        self.metrics = metrics;
+        self
+    }
+
+    fn app_name(&self) -> &str {
+        self.app.as_deref().unwrap_or("-")
+    }
+
+    fn outcome(&self) -> &'static str {
+        if self.failed {
+            "failed"
+        } else if self.ended {
+            "complete"
+        } else {
+            "client-gone"
+        }
+    }
 }
 
 impl Drop for AccessLog {
@@ -114,25 +140,23 @@ impl Drop for AccessLog {
         tracing::info!(
             target: "berth::access",
             request_id = self.request_id,
-            app = self.app.as_deref().unwrap_or("-"),
+            app = self.app_name(),
             method = %self.method,
             path = %self.path,
             status = self.status.as_u16(),
             bytes = self.bytes,
             duration_ms = self.started.elapsed().as_secs_f64() * 1000.0,
-            outcome = if self.failed {
-                "failed"
-            } else if self.ended {
-                "complete"
-            } else {
-                "client-gone"
-            },
+            outcome = self.outcome(),
             "{} {} {} {}B",
             self.method,
             self.path,
             self.status.as_u16(),
             self.bytes
         );
+        if let Some(metrics) = &self.metrics {
+            let took = self.started.elapsed();
+            metrics.request_ended(self.app_name(), self.status.as_u16(), self.outcome(), took);
+        }
     }
 }
 

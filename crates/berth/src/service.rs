@@ -33,6 +33,7 @@ pub struct WasiHttpService {
     head_limits: HeadLimits,
     admission: Arc<Admission>,
     app: Option<Arc<str>>,
+    metrics: Option<crate::metrics::Metrics>,
 }
 
 impl WasiHttpService {
@@ -48,7 +49,15 @@ impl WasiHttpService {
             limits: BodyLimits::default(),
             head_limits: HeadLimits::default(),
             app: None,
+            metrics: None,
         }
+    }
+
+    /// Counts this service's requests in `metrics` (see
+    /// [`crate::metrics`]), labelled with its app name.
+    pub fn with_metrics(mut self, metrics: crate::metrics::Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Names the app this service answers for in the access log (a server
@@ -159,7 +168,8 @@ where
             let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
             let path = loggable_path(path, this.head_limits.max_uri_bytes);
             let log = AccessLog::new(id, request.method().clone(), path, started)
-                .with_app(this.app.clone());
+                .with_app(this.app.clone())
+                .with_metrics(this.metrics.clone());
 
             let checked = this.head_limits.check(&request);
             if let Err(reason) =
@@ -187,6 +197,9 @@ where
                     request_id = id,
                     "overloaded: every admission place is taken; answering 503"
                 );
+                if let Some(metrics) = &this.metrics {
+                    metrics.admission_rejected(this.app.as_deref().unwrap_or("-"));
+                }
                 let status = http::StatusCode::SERVICE_UNAVAILABLE;
                 return Ok(error_response(status, id).map(|b| b.with_log(log, status)));
             };

@@ -237,6 +237,7 @@ pub struct Platform {
 #[derive(Debug)]
 struct Inner {
     engines: Engines,
+    metrics: crate::metrics::Metrics,
     cache_dir: Option<PathBuf>,
     server: ServerConfig,
     local_authority: Authority,
@@ -267,6 +268,7 @@ impl Platform {
         let engines = Engines::new(config.engine.clone());
         let inner = Inner {
             engines,
+            metrics: crate::metrics::Metrics::new(),
             cache_dir: config.cache_dir.clone(),
             server: config.server.clone(),
             local_authority,
@@ -290,6 +292,18 @@ impl Platform {
     /// current version keeps serving. The `[server]` section is not
     /// reloaded (the listener, TLS files and pool size stay as started).
     pub fn reload(&self, config: Config) -> Result<ReloadSummary, BuildError> {
+        let result = self.swap(config);
+        self.inner.metrics.reloaded(result.is_ok());
+        result
+    }
+
+    /// The metrics of every app (served at the admin listener's
+    /// `/metrics`).
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.inner.metrics
+    }
+
+    fn swap(&self, config: Config) -> Result<ReloadSummary, BuildError> {
         let _one_at_a_time = self
             .inner
             .reloading
@@ -457,7 +471,8 @@ impl Platform {
             .with_body_limits(config.body_limits)
             .with_admission(config.admission)
             .with_head_limits(self.inner.server.head_limits())
-            .with_app_name(name.clone());
+            .with_app_name(name.clone())
+            .with_metrics(self.inner.metrics.clone());
         if self.inner.server.tls.is_some() {
             service = service.with_scheme(http::uri::Scheme::HTTPS);
         }

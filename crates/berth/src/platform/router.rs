@@ -53,7 +53,8 @@ impl Router {
             .chars()
             .take(256)
             .collect();
-        let log = AccessLog::new(id, request.method().clone(), path, Instant::now());
+        let log = AccessLog::new(id, request.method().clone(), path, Instant::now())
+            .with_metrics(Some(self.platform.metrics().clone()));
         let response = error_response(status, id).map(|body| body.with_log(log, status));
         Box::pin(std::future::ready(Ok(response)))
     }

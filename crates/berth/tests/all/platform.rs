@@ -448,3 +448,121 @@ async fn a_hundred_apps_load_and_serve() {
     server.stop().await;
     let _ = std::fs::remove_dir_all(&cache);
 }
+
+/// `/metrics` on the admin listener after a known mix of requests, parsed
+/// as Prometheus text: each counter moved by exactly what was sent.
+#[tokio::test]
+async fn metrics_count_exactly_what_was_sent() {
+    let mut small = app("small", &["suite"], &["small.test"]);
+    small.admission = berth::admission::AdmissionLimits {
+        max_concurrent: 1,
+        max_queued: 0,
+        wait: Duration::from_millis(10),
+    };
+    let server =
+        PlatformServer::start(config(vec![app("suite", &["suite"], &["a.test"]), small])).await;
+    for _ in 0..3 {
+        assert_eq!(server.get(Proto::H1, "a.test", "/hello").await.0, 200);
+    }
+    for _ in 0..2 {
+        assert_eq!(server.get(Proto::H2, "a.test", "/nope").await.0, 404);
+    }
+    assert_eq!(server.get(Proto::H1, "a.test", "/trap").await.0, 500);
+    assert_eq!(server.get(Proto::H1, "nowhere.test", "/").await.0, 404);
+    // One slow request holds small's only place: the next is rejected.
+    let slow = tokio::spawn(send(
+        server.addr,
+        Proto::H1,
+        for_proto(
+            request("GET", "http://small.test/sleep?ms=500", empty()),
+            Proto::H1,
+        ),
+    ));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(server.get(Proto::H1, "small.test", "/hello").await.0, 503);
+    assert_eq!(slow.await.unwrap().status(), 200);
+    let platform = server.platform.clone();
+    tokio::task::spawn_blocking(move || {
+        platform.reload(config(vec![app("suite", &["suite"], &["a.test"])]))
+    })
+    .await
+    .unwrap()
+    .unwrap();
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = listener.local_addr().unwrap();
+    let probe =
+        berth::admin::Probe::new(berth::Readiness::default(), Some(server.platform.clone()));
+    let admin_task = tokio::spawn(berth::admin::serve_admin(listener, probe));
+    let scrape = for_proto(
+        request("GET", &format!("http://{admin}/metrics"), empty()),
+        Proto::H1,
+    );
+    let response = send(admin, Proto::H1, scrape).await;
+    assert_eq!(response.status(), 200);
+    let text = String::from_utf8(read_body(response).await.unwrap().0.to_vec()).unwrap();
+    let lines = text.lines().map(|l| Ok(l.to_owned()));
+    let scraped = prometheus_parse::Scrape::parse(lines).unwrap();
+    let value = |name: &str, labels: &[(&str, &str)]| -> f64 {
+        scraped
+            .samples
+            .iter()
+            .filter(|s| s.metric == name)
+            .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                _ => 0.0,
+            })
+            .sum()
+    };
+    let requests = "berth_requests_total";
+    let ok = [("app", "suite"), ("status", "2xx"), ("outcome", "complete")];
+    assert_eq!(value(requests, &ok), 3.0, "{text}");
+    assert_eq!(
+        value(requests, &[("app", "suite"), ("status", "4xx")]),
+        2.0,
+        "{text}"
+    );
+    assert_eq!(
+        value(requests, &[("app", "suite"), ("status", "5xx")]),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        value(requests, &[("app", "-"), ("status", "4xx")]),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        value(requests, &[("app", "small"), ("status", "5xx")]),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        value(requests, &[("app", "small"), ("status", "2xx")]),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        value("berth_admission_rejections_total", &[("app", "small")]),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(value("berth_requests_in_flight", &[]), 0.0, "{text}");
+    assert_eq!(
+        value("berth_reloads_total", &[("result", "ok")]),
+        1.0,
+        "{text}"
+    );
+    let durations = scraped.samples.iter().find_map(|s| match &s.value {
+        prometheus_parse::Value::Histogram(buckets) if s.labels.get("app") == Some("suite") => {
+            buckets.last().map(|b| b.count)
+        }
+        _ => None,
+    });
+    assert_eq!(durations, Some(6.0), "{text}");
+    admin_task.abort();
+    server.stop().await;
+}

@@ -1,0 +1,165 @@
+//! Prometheus metrics, recorded where the facts are born and served by the
+//! admin listener's `/metrics` (see [`crate::admin`]).
+//!
+//! A [`Metrics`] is a handle passed in at build time, not a global: two
+//! platforms in one process (tests) keep their own counts. Labels are
+//! bounded: the app's configured name (`-` for requests no route took),
+//! the status class and the outcome — never a path or a host from the
+//! client.
+//!
+//! | metric | labels | what |
+//! |---|---|---|
+//! | `berth_requests_total` | `app`, `status` (`2xx`…`5xx`), `outcome` | requests answered; outcome `complete`, `failed` (the body broke off) or `client-gone` |
+//! | `berth_request_duration_seconds` | `app` | histogram, from arrival to the end of the response body |
+//! | `berth_requests_in_flight` | `app` | requests arrived whose response has not ended |
+//! | `berth_admission_rejections_total` | `app` | `503`s for overload |
+//! | `berth_reloads_total` | `result` (`ok`, `failed`) | platform reloads |
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    app: String,
+    status: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AppLabels {
+    app: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: String,
+}
+
+/// Request durations: 1 ms to ~33 s, doubling.
+fn duration_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 16))
+}
+
+/// A metrics registry and its families. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    duration: Family<AppLabels, Histogram, fn() -> Histogram>,
+    in_flight: Family<AppLabels, Gauge>,
+    rejections: Family<AppLabels, Counter>,
+    reloads: Family<ResultLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every berth metric registered.
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        let duration = Family::<AppLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            duration_histogram,
+        );
+        let in_flight = Family::<AppLabels, Gauge>::default();
+        let rejections = Family::<AppLabels, Counter>::default();
+        let reloads = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "berth_requests",
+            "Requests answered, by app, status class and outcome",
+            requests.clone(),
+        );
+        registry.register(
+            "berth_request_duration_seconds",
+            "Time from a request's arrival to the end of its response body",
+            duration.clone(),
+        );
+        registry.register(
+            "berth_requests_in_flight",
+            "Requests whose response has not ended",
+            in_flight.clone(),
+        );
+        registry.register(
+            "berth_admission_rejections",
+            "Requests answered 503 because every admission place was taken",
+            rejections.clone(),
+        );
+        registry.register(
+            "berth_reloads",
+            "Platform reloads, by result",
+            reloads.clone(),
+        );
+        Self {
+            inner: Arc::new(Inner {
+                registry,
+                requests,
+                duration,
+                in_flight,
+                rejections,
+                reloads,
+            }),
+        }
+    }
+
+    /// Everything in the OpenMetrics text format (what Prometheus scrapes).
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        if prometheus_client::encoding::text::encode(&mut text, &self.inner.registry).is_err() {
+            text.clear();
+        }
+        text
+    }
+
+    fn app(app: &str) -> AppLabels {
+        AppLabels {
+            app: app.to_owned(),
+        }
+    }
+
+    pub(crate) fn request_started(&self, app: &str) {
+        self.inner.in_flight.get_or_create(&Self::app(app)).inc();
+    }
+
+    pub(crate) fn request_ended(&self, app: &str, status: u16, outcome: &str, took: Duration) {
+        let labels = RequestLabels {
+            app: app.to_owned(),
+            status: format!("{}xx", status / 100),
+            outcome: outcome.to_owned(),
+        };
+        self.inner.requests.get_or_create(&labels).inc();
+        let app = Self::app(app);
+        self.inner.in_flight.get_or_create(&app).dec();
+        self.inner
+            .duration
+            .get_or_create(&app)
+            .observe(took.as_secs_f64());
+    }
+
+    pub(crate) fn admission_rejected(&self, app: &str) {
+        self.inner.rejections.get_or_create(&Self::app(app)).inc();
+    }
+
+    pub(crate) fn reloaded(&self, ok: bool) {
+        let result = if ok { "ok" } else { "failed" };
+        let labels = ResultLabels {
+            result: result.to_owned(),
+        };
+        self.inner.reloads.get_or_create(&labels).inc();
+    }
+}
