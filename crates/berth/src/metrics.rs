@@ -14,6 +14,8 @@
 //! | `berth_requests_in_flight` | `app` | requests arrived whose response has not ended |
 //! | `berth_admission_rejections_total` | `app` | `503`s for overload |
 //! | `berth_reloads_total` | `result` (`ok`, `failed`) | platform reloads |
+//! | `berth_connections_open` | | client connections open (TLS handshakes included) |
+//! | `berth_tls_handshake_failures_total` | `reason` (`error`, `timeout`) | TLS handshakes that did not finish |
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,6 +63,23 @@ struct Inner {
     in_flight: Family<AppLabels, Gauge>,
     rejections: Family<AppLabels, Counter>,
     reloads: Family<ResultLabels, Counter>,
+    connections: Gauge,
+    handshake_failures: Family<ReasonLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: String,
+}
+
+/// One open client connection; counted until dropped.
+#[derive(Debug)]
+pub(crate) struct OpenConnection(Gauge);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 impl Default for Metrics {
@@ -80,6 +99,8 @@ impl Metrics {
         let in_flight = Family::<AppLabels, Gauge>::default();
         let rejections = Family::<AppLabels, Counter>::default();
         let reloads = Family::<ResultLabels, Counter>::default();
+        let connections = Gauge::default();
+        let handshake_failures = Family::<ReasonLabels, Counter>::default();
         registry.register(
             "berth_requests",
             "Requests answered, by app, status class and outcome",
@@ -105,6 +126,16 @@ impl Metrics {
             "Platform reloads, by result",
             reloads.clone(),
         );
+        registry.register(
+            "berth_connections_open",
+            "Client connections open",
+            connections.clone(),
+        );
+        registry.register(
+            "berth_tls_handshake_failures",
+            "TLS handshakes that did not finish, by reason",
+            handshake_failures.clone(),
+        );
         Self {
             inner: Arc::new(Inner {
                 registry,
@@ -113,6 +144,8 @@ impl Metrics {
                 in_flight,
                 rejections,
                 reloads,
+                connections,
+                handshake_failures,
             }),
         }
     }
@@ -153,6 +186,18 @@ impl Metrics {
 
     pub(crate) fn admission_rejected(&self, app: &str) {
         self.inner.rejections.get_or_create(&Self::app(app)).inc();
+    }
+
+    pub(crate) fn connection_opened(&self) -> OpenConnection {
+        self.inner.connections.inc();
+        OpenConnection(self.inner.connections.clone())
+    }
+
+    pub(crate) fn tls_handshake_failed(&self, reason: &str) {
+        let labels = ReasonLabels {
+            reason: reason.to_owned(),
+        };
+        self.inner.handshake_failures.get_or_create(&labels).inc();
     }
 
     pub(crate) fn reloaded(&self, ok: bool) {

@@ -66,6 +66,14 @@ impl Front {
         }
     }
 
+    /// Where connection metrics go, if anywhere.
+    fn metrics(&self) -> Option<crate::metrics::Metrics> {
+        match self {
+            Self::App(service) => service.metrics().cloned(),
+            Self::Router(router) => Some(router.platform().metrics().clone()),
+        }
+    }
+
     fn call(
         &self,
         request: http::Request<hyper::body::Incoming>,
@@ -193,6 +201,7 @@ pub(crate) async fn run(
     draining: &AtomicBool,
 ) {
     let service = service.for_listener(config);
+    let metrics = service.metrics();
     let _reloader = config.tls.as_ref().map(|tls| {
         AbortOnDrop(tokio::spawn(
             tls.clone().watch(crate::tls::DEFAULT_RELOAD_INTERVAL),
@@ -260,24 +269,41 @@ pub(crate) async fn run(
         // One task shape per transport: a task is allocated at the size of
         // its largest state, so cleartext connections do not carry room for
         // a TLS session (measured by scripts/bench-idle-conns.sh).
+        let open = metrics
+            .as_ref()
+            .map(crate::metrics::Metrics::connection_opened);
         match config.tls.clone() {
             None => tasks.spawn(async move {
                 conn.run(stream).await;
-                drop(permit);
+                drop((open, permit));
             }),
-            Some(tls) => tasks.spawn(async move {
-                let handshake = tls.acceptor().accept(stream);
-                match tokio::time::timeout(tls.handshake_timeout, handshake).await {
-                    Ok(Ok(stream)) => conn.run(stream).await,
-                    Ok(Err(err)) => tracing::debug!(%peer, "TLS handshake failed: {err}"),
-                    Err(_) => tracing::debug!(
-                        %peer,
-                        "TLS handshake not finished within {:?}; closed",
-                        tls.handshake_timeout
-                    ),
-                }
-                drop(permit);
-            }),
+            Some(tls) => {
+                let metrics = metrics.clone();
+                tasks.spawn(async move {
+                    let handshake = tls.acceptor().accept(stream);
+                    let failed = |reason| {
+                        if let Some(metrics) = &metrics {
+                            metrics.tls_handshake_failed(reason);
+                        }
+                    };
+                    match tokio::time::timeout(tls.handshake_timeout, handshake).await {
+                        Ok(Ok(stream)) => conn.run(stream).await,
+                        Ok(Err(err)) => {
+                            failed("error");
+                            tracing::debug!(%peer, "TLS handshake failed: {err}");
+                        }
+                        Err(_) => {
+                            failed("timeout");
+                            tracing::debug!(
+                                %peer,
+                                "TLS handshake not finished within {:?}; closed",
+                                tls.handshake_timeout
+                            );
+                        }
+                    }
+                    drop((open, permit));
+                })
+            }
         };
     }
 

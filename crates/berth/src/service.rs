@@ -100,6 +100,11 @@ impl WasiHttpService {
     pub fn runtime(&self) -> &Runtime {
         &self.runtime
     }
+
+    /// The metrics this service records into, if any.
+    pub fn metrics(&self) -> Option<&crate::metrics::Metrics> {
+        self.metrics.as_ref()
+    }
 }
 
 /// Maps an error reading the client's body to an error-code for the guest.

@@ -17,13 +17,23 @@ mod logging;
 #[derive(Debug, Parser)]
 #[command(name = "berth", version, about, propagate_version = true)]
 struct Cli {
+    /// How log lines are written: text, or one JSON object per line.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "BERTH_LOG_FORMAT"
+    )]
+    log_format: logging::LogFormat,
+
     #[command(subcommand)]
     command: commands::Command,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    logging::init(cli.command.default_log_level());
+    logging::init(cli.command.default_log_level(), cli.log_format);
     match cli.command.execute() {
         Ok(code) => code,
         Err(err) => {

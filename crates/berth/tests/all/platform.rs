@@ -494,29 +494,7 @@ async fn metrics_count_exactly_what_was_sent() {
     let probe =
         berth::admin::Probe::new(berth::Readiness::default(), Some(server.platform.clone()));
     let admin_task = tokio::spawn(berth::admin::serve_admin(listener, probe));
-    let scrape = for_proto(
-        request("GET", &format!("http://{admin}/metrics"), empty()),
-        Proto::H1,
-    );
-    let response = send(admin, Proto::H1, scrape).await;
-    assert_eq!(response.status(), 200);
-    let text = String::from_utf8(read_body(response).await.unwrap().0.to_vec()).unwrap();
-    let lines = text.lines().map(|l| Ok(l.to_owned()));
-    let scraped = prometheus_parse::Scrape::parse(lines).unwrap();
-    let value = |name: &str, labels: &[(&str, &str)]| -> f64 {
-        scraped
-            .samples
-            .iter()
-            .filter(|s| s.metric == name)
-            .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-            .map(|s| match s.value {
-                prometheus_parse::Value::Counter(v)
-                | prometheus_parse::Value::Gauge(v)
-                | prometheus_parse::Value::Untyped(v) => v,
-                _ => 0.0,
-            })
-            .sum()
-    };
+    let (text, scraped, value) = scrape(admin).await;
     let requests = "berth_requests_total";
     let ok = [("app", "suite"), ("status", "2xx"), ("outcome", "complete")];
     assert_eq!(value(requests, &ok), 3.0, "{text}");
@@ -563,6 +541,58 @@ async fn metrics_count_exactly_what_was_sent() {
         _ => None,
     });
     assert_eq!(durations, Some(6.0), "{text}");
+
+    // A client connection is counted while it is open.
+    let open = || async { scrape(admin).await.2("berth_connections_open", &[]) };
+    let held = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let mut tries = 0;
+    while open().await != 1.0 {
+        tries += 1;
+        assert!(tries < 100, "connections_open never settled at 1");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(held);
+    while open().await != 0.0 {
+        tries += 1;
+        assert!(tries < 200, "connections_open never went back to 0");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     admin_task.abort();
     server.stop().await;
+}
+
+/// Scrapes the admin listener at `admin`: the text, the parsed samples,
+/// and a lookup summing the samples of a metric whose labels include the
+/// given ones.
+async fn scrape(
+    admin: SocketAddr,
+) -> (
+    String,
+    prometheus_parse::Scrape,
+    impl Fn(&str, &[(&str, &str)]) -> f64,
+) {
+    let request = for_proto(
+        request("GET", &format!("http://{admin}/metrics"), empty()),
+        Proto::H1,
+    );
+    let response = send(admin, Proto::H1, request).await;
+    assert_eq!(response.status(), 200);
+    let text = String::from_utf8(read_body(response).await.unwrap().0.to_vec()).unwrap();
+    let parse = || prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())));
+    let samples = parse().unwrap().samples;
+    let value = move |name: &str, labels: &[(&str, &str)]| -> f64 {
+        samples
+            .iter()
+            .filter(|s| s.metric == name)
+            .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                _ => 0.0,
+            })
+            .sum()
+    };
+    let scraped = parse().unwrap();
+    (text, scraped, value)
 }

@@ -132,6 +132,17 @@ impl TestServer {
         Self::start_configured(component, test_config(), server_config).await
     }
 
+    /// Serves `component` with the test limits and `server_config`, its
+    /// service passed through `configure` first.
+    pub async fn start_with_service(
+        component: &str,
+        server_config: ServerConfig,
+        configure: impl FnOnce(WasiHttpService) -> WasiHttpService,
+    ) -> Self {
+        let runtime = Runtime::new(test_config(), &fixture(component), component).unwrap();
+        Self::serve_service(runtime, server_config, configure).await
+    }
+
     /// Serves `component` with runtime `config` and front-end settings
     /// `server_config`.
     pub async fn start_configured(

@@ -352,7 +352,15 @@ async fn handshakes_that_stall_or_send_junk_are_closed() {
     pki.issue();
     let mut tls = Tls::load(pki.paths()).unwrap();
     tls.handshake_timeout = Duration::from_secs(1);
-    let server = tls_server(tls).await;
+    let metrics = berth::metrics::Metrics::new();
+    let server_config = berth::ServerConfig {
+        tls: Some(tls),
+        ..test_server_config()
+    };
+    let server = TestServer::start_with_service("suite", server_config, |service| {
+        service.with_metrics(metrics.clone())
+    })
+    .await;
     // A client that connects and never says hello.
     let mut silent = TcpStream::connect(server.addr).await.unwrap();
     // One that sends plaintext HTTP to the TLS port.
@@ -372,4 +380,10 @@ async fn handshakes_that_stall_or_send_junk_are_closed() {
             .2,
         200
     );
+    // Both are counted, each with its reason.
+    let text = metrics.encode();
+    for reason in ["error", "timeout"] {
+        let line = format!("berth_tls_handshake_failures_total{{reason=\"{reason}\"}} 1");
+        assert!(text.contains(&line), "no `{line}` in\n{text}");
+    }
 }

@@ -74,3 +74,30 @@ fn readiness_turns_503_when_the_drain_starts_and_health_stays_up() {
     let (exit, log) = served.wait();
     assert!(exit.success(), "{log}");
 }
+
+#[test]
+fn json_logs_parse_line_by_line_and_carry_the_request_id() {
+    let served = Served::start(&[fixture("suite").to_str().unwrap(), "--log-format", "json"]);
+    let response = served.get("/hello");
+    assert!(response.starts_with("HTTP/1.0 200"), "{response}");
+    served.signal("TERM");
+    let startup = served.startup_log.clone();
+    let (exit, rest) = served.wait();
+    assert!(exit.success(), "{rest}");
+    let mut access = None;
+    for line in startup.lines().chain(rest.lines()) {
+        let Ok(object) = serde_json::from_str::<serde_json::Value>(line) else {
+            panic!("not a JSON line: {line}");
+        };
+        for key in ["timestamp", "level", "target"] {
+            assert!(object.get(key).is_some(), "no {key}: {line}");
+        }
+        if object["target"] == "berth::access" {
+            access = Some(object);
+        }
+    }
+    let access = access.expect("an access line");
+    assert_eq!(access["request_id"], 1, "{access}");
+    assert_eq!(access["status"], 200, "{access}");
+    assert_eq!(access["path"], "/hello", "{access}");
+}
