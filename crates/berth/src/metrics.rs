@@ -16,6 +16,7 @@
 //! | `berth_reloads_total` | `result` (`ok`, `failed`) | platform reloads |
 //! | `berth_connections_open` | | client connections open (TLS handshakes included) |
 //! | `berth_tls_handshake_failures_total` | `reason` (`error`, `timeout`) | TLS handshakes that did not finish |
+//! | `berth_panics_total` | | panics anywhere in the process since [`count_panics`] (host code must never panic; this should stay 0) |
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +43,28 @@ struct AppLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
     result: String,
+}
+
+/// Panics in this process, counted by the hook [`count_panics`] installs.
+fn panics() -> Counter {
+    static PANICS: std::sync::OnceLock<Counter> = std::sync::OnceLock::new();
+    PANICS.get_or_init(Counter::default).clone()
+}
+
+/// Installs (once per process) a panic hook that counts every panic into
+/// `berth_panics_total` of every [`Metrics`], then reports it as before.
+/// A panic in host code is a bug: the counter lets alerting see one that a
+/// caught task panic would otherwise hide.
+pub fn count_panics() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let report = std::panic::take_hook();
+        let counter = panics();
+        std::panic::set_hook(Box::new(move |info| {
+            counter.inc();
+            report(info);
+        }));
+    });
 }
 
 /// Request durations: 1 ms to ~33 s, doubling.
@@ -132,6 +155,11 @@ impl Metrics {
             connections.clone(),
         );
         registry.register(
+            "berth_panics",
+            "Panics in this process (host code must never panic)",
+            panics(),
+        );
+        registry.register(
             "berth_tls_handshake_failures",
             "TLS handshakes that did not finish, by reason",
             handshake_failures.clone(),
@@ -206,5 +234,23 @@ impl Metrics {
             result: result.to_owned(),
         };
         self.inner.reloads.get_or_create(&labels).inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_is_counted_in_every_registry() {
+        count_panics();
+        let (one, two) = (Metrics::new(), Metrics::new());
+        let before = panics().get();
+        let caught = std::panic::catch_unwind(|| panic!("counted on purpose"));
+        assert!(caught.is_err());
+        assert!(panics().get() > before);
+        let line = format!("berth_panics_total {}", panics().get());
+        assert!(one.encode().contains(&line), "{}", one.encode());
+        assert!(two.encode().contains(&line));
     }
 }

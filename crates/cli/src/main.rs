@@ -34,6 +34,7 @@ struct Cli {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.command.default_log_level(), cli.log_format);
+    berth::metrics::count_panics();
     match cli.command.execute() {
         Ok(code) => code,
         Err(err) => {
