@@ -50,7 +50,7 @@ pub struct Config {
 }
 
 /// Where a component's bytes come from.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum ComponentSource {
     /// A `.wasm` file, read when the app is built (and on every reload).
     File(PathBuf),
@@ -61,6 +61,20 @@ pub enum ComponentSource {
         /// The component.
         bytes: Arc<[u8]>,
     },
+}
+
+impl std::fmt::Debug for ComponentSource {
+    /// The file, or the name and size of in-memory bytes (not the bytes).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::File(path) => f.debug_tuple("File").field(path).finish(),
+            Self::Bytes { name, bytes } => f
+                .debug_struct("Bytes")
+                .field("name", name)
+                .field("len", &bytes.len())
+                .finish(),
+        }
+    }
 }
 
 impl ComponentSource {
