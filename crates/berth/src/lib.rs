@@ -26,6 +26,7 @@ pub mod limits;
 pub mod metrics;
 pub mod platform;
 pub mod request;
+pub mod request_id;
 pub mod response;
 pub mod routes;
 pub mod serve;

@@ -47,7 +47,7 @@ fn status_for_guest_error(code: &ErrorCode) -> StatusCode {
 }
 
 /// A short plain-text error response. Guest details stay in the log.
-pub fn error_response(status: StatusCode, request_id: u64) -> http::Response<ResponseBody> {
+pub fn error_response(status: StatusCode, request_id: &str) -> http::Response<ResponseBody> {
     let reason = status.canonical_reason().unwrap_or("Error");
     let text = format!("{} {reason} (request {request_id})\n", status.as_u16());
     let mut response = http::Response::new(ResponseBody::fixed(Bytes::from(text)));
@@ -72,7 +72,7 @@ pub const RETRY_AFTER_SECS: &str = "1";
 /// What the access log line says about one request.
 #[derive(Debug)]
 pub struct AccessLog {
-    request_id: u64,
+    request_id: std::sync::Arc<str>,
     /// The app that answered, when the server routes between several.
     app: Option<std::sync::Arc<str>>,
     method: Method,
@@ -88,7 +88,12 @@ pub struct AccessLog {
 
 impl AccessLog {
     /// Starts the record of a request.
-    pub fn new(request_id: u64, method: Method, path: String, started: Instant) -> Self {
+    pub fn new(
+        request_id: std::sync::Arc<str>,
+        method: Method,
+        path: String,
+        started: Instant,
+    ) -> Self {
         Self {
             request_id,
             app: None,
@@ -139,7 +144,7 @@ impl Drop for AccessLog {
     fn drop(&mut self) {
         tracing::info!(
             target: "berth::access",
-            request_id = self.request_id,
+            request_id = &*self.request_id,
             app = self.app_name(),
             method = %self.method,
             path = %self.path,
@@ -271,7 +276,7 @@ impl Body for ResponseBody {
                 Some(Err(err)) => {
                     log.failed = true;
                     tracing::error!(
-                        request_id = log.request_id,
+                        request_id = &*log.request_id,
                         error = %err,
                         "response body failed; aborting the response"
                     );
@@ -345,7 +350,7 @@ pub enum Hold {
 /// undeclared trailers are lost on HTTP/1.1 (HTTP/2 always carries them).
 pub async fn hold_head(
     response: http::Response<GuestBody>,
-    request_id: u64,
+    request_id: &str,
     hold: Hold,
 ) -> Result<http::Response<ResponseBody>, ErrorCode> {
     use futures::FutureExt;

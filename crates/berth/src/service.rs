@@ -14,6 +14,7 @@ use bytes::Bytes;
 use http::uri::{Authority, Scheme};
 use http_body::Body;
 use http_body_util::BodyExt;
+use tracing::Instrument;
 
 use crate::admission::{Admission, AdmissionLimits};
 use crate::limits::{BodyLimits, LimitedBody, Tripwire};
@@ -167,12 +168,16 @@ where
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         let this = self.clone();
-        Box::pin(async move {
+        // What clients and logs call this request (see crate::request_id);
+        // the runtime numbers its requests itself.
+        let rid = crate::request_id::for_request(request.headers());
+        let header = http::HeaderValue::from_str(&rid).ok();
+        let response = async move {
             let started = Instant::now();
             let id = this.runtime.next_request_id();
             let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
             let path = loggable_path(path, this.head_limits.max_uri_bytes);
-            let log = AccessLog::new(id, request.method().clone(), path, started)
+            let log = AccessLog::new(rid.clone(), request.method().clone(), path, started)
                 .with_app(this.app.clone())
                 .with_metrics(this.metrics.clone());
 
@@ -180,9 +185,9 @@ where
             if let Err(reason) =
                 checked.and_then(|()| normalize(&mut request, &this.scheme, &this.local_authority))
             {
-                tracing::debug!(request_id = id, %reason, "request rejected");
+                tracing::debug!(request_id = &*rid, %reason, "request rejected");
                 let status = reason.status();
-                return Ok(error_response(status, id).map(|b| b.with_log(log, status)));
+                return Ok(error_response(status, &rid).map(|b| b.with_log(log, status)));
             }
             let te_trailers = accepts_trailers(&request);
             let declared = berth_http::body::content_length(request.headers())
@@ -190,39 +195,40 @@ where
                 .flatten();
             if declared.is_some_and(|n| n > this.limits.max_bytes) {
                 tracing::info!(
-                    request_id = id,
+                    request_id = &*rid,
                     limit = this.limits.max_bytes,
                     "request body too large: answering 413 without running the guest"
                 );
                 let status = http::StatusCode::PAYLOAD_TOO_LARGE;
-                return Ok(error_response(status, id).map(|b| b.with_log(log, status)));
+                return Ok(error_response(status, &rid).map(|b| b.with_log(log, status)));
             }
             let Some(place) = this.admission.admit().await else {
                 tracing::warn!(
-                    request_id = id,
+                    request_id = &*rid,
                     "overloaded: every admission place is taken; answering 503"
                 );
                 if let Some(metrics) = &this.metrics {
                     metrics.admission_rejected(this.app.as_deref().unwrap_or("-"));
                 }
                 let status = http::StatusCode::SERVICE_UNAVAILABLE;
-                return Ok(error_response(status, id).map(|b| b.with_log(log, status)));
+                return Ok(error_response(status, &rid).map(|b| b.with_log(log, status)));
             };
             let tripwire = Tripwire::default();
             let request = request.map(|body| {
                 let body = body.map_err(|e| body_error_code(&e)).boxed();
                 berth_http::body::host_body(LimitedBody::new(body, this.limits, tripwire.clone()))
             });
-            let result = this.runtime.handle(id, request).await;
+            let span = tracing::info_span!("request", request_id = &*rid);
+            let result = this.runtime.handle(id, request).instrument(span).await;
             if let Some(broken) = tripwire.get() {
                 // The guest saw the broken body; the client is told why.
                 let status = broken.status();
                 tracing::info!(
-                    request_id = id,
+                    request_id = &*rid,
                     ?broken,
                     "request body broke a limit: answering {status}"
                 );
-                return Ok(error_response(status, id).map(|b| b.with_log(log, status)));
+                return Ok(error_response(status, &rid).map(|b| b.with_log(log, status)));
             }
             match result {
                 Ok(response) => {
@@ -232,7 +238,7 @@ where
                     } else {
                         Hold::FirstFrame
                     };
-                    match hold_head(response, id, hold).await {
+                    match hold_head(response, &rid, hold).await {
                         Ok(response) => Ok(response
                             .map(|b| b.abort_on(tripwire).holding(place).with_log(log, status))),
                         Err(code) => {
@@ -242,20 +248,30 @@ where
                                 .get()
                                 .map_or(http::StatusCode::INTERNAL_SERVER_ERROR, |b| b.status());
                             tracing::error!(
-                                request_id = id,
+                                request_id = &*rid,
                                 error = %code,
                                 "response body failed before the head was sent: answering {status}"
                             );
-                            Ok(error_response(status, id).map(|b| b.with_log(log, status)))
+                            Ok(error_response(status, &rid).map(|b| b.with_log(log, status)))
                         }
                     }
                 }
                 Err(err) => {
                     let status = status_for(&err);
-                    tracing::error!(request_id = id, error = %err, "request failed: answering {status}");
-                    Ok(error_response(status, id).map(|b| b.with_log(log, status)))
+                    tracing::error!(request_id = &*rid, error = %err, "request failed: answering {status}");
+                    Ok(error_response(status, &rid).map(|b| b.with_log(log, status)))
                 }
             }
+        };
+        Box::pin(async move {
+            let result: Result<http::Response<ResponseBody>, Infallible> = response.await;
+            let Ok(mut response) = result;
+            if let Some(header) = header {
+                response
+                    .headers_mut()
+                    .insert(crate::request_id::HEADER, header);
+            }
+            Ok(response)
         })
     }
 }

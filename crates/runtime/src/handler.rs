@@ -157,7 +157,9 @@ pub(crate) async fn handle(
         drop(live);
         outcome
     };
-    let mut task = tokio::spawn(guest);
+    // The guest runs in the caller's span (the front-end's `request` span
+    // carries the request id clients see), so its log lines do too.
+    let mut task = tokio::spawn(tracing::Instrument::in_current_span(guest));
     // If the caller stops waiting before the head arrives (the client went
     // away, HTTP/2 reset), the guest's work is cancelled with it.
     let mut cancel_on_drop = CancelOnDrop(Some(task.abort_handle()));
@@ -169,7 +171,7 @@ pub(crate) async fn handle(
                 cancel_on_drop.disarm();
                 // The guest goes on (usually writing the body); report how it
                 // ends once it does.
-                tokio::spawn(async move {
+                tokio::spawn(tracing::Instrument::in_current_span(async move {
                     match task.await {
                         Ok(Outcome::Returned) => {}
                         Ok(Outcome::Failed(err)) => tracing::error!(
@@ -180,7 +182,7 @@ pub(crate) async fn handle(
                         Err(join) => tracing::error!(request_id, "guest task failed: {join}"),
                     }
                     tracing::trace!(request_id, elapsed = ?started.elapsed(), "guest finished");
-                });
+                }));
                 result.map_err(HandleError::Guest)
             }
             Err(_) => Err(outcome_without_response(task.await)),

@@ -28,6 +28,10 @@ pub enum LogStream {
 #[derive(Debug)]
 struct LineBuffer {
     request_id: u64,
+    /// The span current when the request's log began (a front-end's
+    /// `request` span carries the id clients see): the guest's lines are
+    /// written in it, whichever task flushes them.
+    span: tracing::Span,
     stream: LogStream,
     pending: Vec<u8>,
     budget: usize,
@@ -37,6 +41,7 @@ struct LineBuffer {
 impl LineBuffer {
     fn emit(&self, line: &[u8]) {
         let text = escape(line);
+        let _in_request = self.span.enter();
         match self.stream {
             LogStream::Stdout => {
                 tracing::info!(target: "berth::guest", request_id = self.request_id, stream = "stdout", "{text}")
@@ -52,6 +57,7 @@ impl LineBuffer {
             bytes = &bytes[..self.budget];
             if !self.truncated {
                 self.truncated = true;
+                let _in_request = self.span.enter();
                 tracing::warn!(
                     target: "berth::guest",
                     request_id = self.request_id,
@@ -112,6 +118,7 @@ impl GuestLog {
         Self {
             inner: Arc::new(Mutex::new(LineBuffer {
                 request_id,
+                span: tracing::Span::current(),
                 stream,
                 pending: Vec::new(),
                 budget,
@@ -129,6 +136,7 @@ impl GuestLog {
             inner.emit(&line);
         }
         inner.request_id = request_id;
+        inner.span = tracing::Span::current();
         inner.budget = budget;
         inner.truncated = false;
     }

@@ -6,7 +6,6 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -23,8 +22,6 @@ use crate::response::{AccessLog, ResponseBody, error_response};
 #[derive(Debug, Clone)]
 pub struct Router {
     platform: Platform,
-    /// Request ids of the requests no app answers.
-    unrouted: Arc<AtomicU64>,
 }
 
 /// The future a [`Router`] returns.
@@ -33,10 +30,7 @@ pub type RouterFuture =
 
 impl Router {
     pub(crate) fn new(platform: Platform) -> Self {
-        Self {
-            platform,
-            unrouted: Arc::new(AtomicU64::new(1)),
-        }
+        Self { platform }
     }
 
     /// The platform whose apps this router serves.
@@ -45,7 +39,7 @@ impl Router {
     }
 
     fn refuse<B>(&self, request: &http::Request<B>, status: StatusCode) -> RouterFuture {
-        let id = self.unrouted.fetch_add(1, Ordering::Relaxed);
+        let rid = crate::request_id::for_request(request.headers());
         let path = request
             .uri()
             .path_and_query()
@@ -53,9 +47,14 @@ impl Router {
             .chars()
             .take(256)
             .collect();
-        let log = AccessLog::new(id, request.method().clone(), path, Instant::now())
+        let log = AccessLog::new(rid.clone(), request.method().clone(), path, Instant::now())
             .with_metrics(Some(self.platform.metrics().clone()));
-        let response = error_response(status, id).map(|body| body.with_log(log, status));
+        let mut response = error_response(status, &rid).map(|body| body.with_log(log, status));
+        if let Ok(header) = http::HeaderValue::from_str(&rid) {
+            response
+                .headers_mut()
+                .insert(crate::request_id::HEADER, header);
+        }
         Box::pin(std::future::ready(Ok(response)))
     }
 }

@@ -78,13 +78,38 @@ fn readiness_turns_503_when_the_drain_starts_and_health_stays_up() {
 #[test]
 fn json_logs_parse_line_by_line_and_carry_the_request_id() {
     let served = Served::start(&[fixture("suite").to_str().unwrap(), "--log-format", "json"]);
-    let response = served.get("/hello");
+    // The client's id is kept, returned, and on the guest's lines too.
+    let mut stream = TcpStream::connect(&served.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET /stdio HTTP/1.0\r\nhost: a\r\nx-request-id: test-abc-123\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
     assert!(response.starts_with("HTTP/1.0 200"), "{response}");
+    assert!(
+        response
+            .to_lowercase()
+            .contains("x-request-id: test-abc-123\r\n"),
+        "{response}"
+    );
+    // Without one (or with an unusable one), an id is made up and returned.
+    let made_up = served.get("/hello");
+    let made_up = made_up
+        .lines()
+        .find_map(|l| l.strip_prefix("x-request-id: "))
+        .expect("a generated x-request-id")
+        .trim()
+        .to_owned();
     served.signal("TERM");
     let startup = served.startup_log.clone();
     let (exit, rest) = served.wait();
     assert!(exit.success(), "{rest}");
-    let mut access = None;
+    let (mut access, mut guest_lines) = (Vec::new(), 0);
     for line in startup.lines().chain(rest.lines()) {
         let Ok(object) = serde_json::from_str::<serde_json::Value>(line) else {
             panic!("not a JSON line: {line}");
@@ -93,11 +118,16 @@ fn json_logs_parse_line_by_line_and_carry_the_request_id() {
             assert!(object.get(key).is_some(), "no {key}: {line}");
         }
         if object["target"] == "berth::access" {
-            access = Some(object);
+            access.push(object);
+        } else if object["target"] == "berth::guest" {
+            assert_eq!(object["span"]["request_id"], "test-abc-123", "{line}");
+            guest_lines += 1;
         }
     }
-    let access = access.expect("an access line");
-    assert_eq!(access["request_id"], 1, "{access}");
-    assert_eq!(access["status"], 200, "{access}");
-    assert_eq!(access["path"], "/hello", "{access}");
+    assert!(guest_lines >= 2, "the guest's lines: {guest_lines}");
+    assert_eq!(access.len(), 2, "{access:?}");
+    assert_eq!(access[0]["request_id"], "test-abc-123", "{}", access[0]);
+    assert_eq!(access[0]["path"], "/stdio");
+    assert_eq!(access[1]["request_id"], made_up.as_str(), "{}", access[1]);
+    assert_eq!(access[1]["status"], 200);
 }
