@@ -67,6 +67,42 @@ pub fn count_panics() {
     });
 }
 
+/// The `outcome` label values, in [`AppMetrics`]' order.
+const OUTCOMES: [&str; 3] = ["complete", "failed", "client-gone"];
+
+/// One app's series (see [`Metrics::for_app`]). Cheap to clone.
+#[derive(Debug, Clone)]
+pub(crate) struct AppMetrics {
+    inner: Arc<AppSeries>,
+}
+
+#[derive(Debug)]
+struct AppSeries {
+    in_flight: Gauge,
+    duration: Histogram,
+    rejections: Counter,
+    /// By status class (1xx..5xx) and outcome.
+    requests: [[Counter; 3]; 5],
+}
+
+impl AppMetrics {
+    pub(crate) fn request_started(&self) {
+        self.inner.in_flight.inc();
+    }
+
+    pub(crate) fn request_ended(&self, status: u16, outcome: &str, took: Duration) {
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        let outcome = OUTCOMES.iter().position(|o| *o == outcome).unwrap_or(1);
+        self.inner.requests[class][outcome].inc();
+        self.inner.in_flight.dec();
+        self.inner.duration.observe(took.as_secs_f64());
+    }
+
+    pub(crate) fn admission_rejected(&self) {
+        self.inner.rejections.inc();
+    }
+}
+
 /// Request durations: 1 ms to ~33 s, doubling.
 fn duration_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 2.0, 16))
@@ -187,33 +223,30 @@ impl Metrics {
         text
     }
 
-    fn app(app: &str) -> AppLabels {
-        AppLabels {
+    /// The series of one app, looked up once so that recording a request
+    /// neither allocates labels nor takes the families' locks.
+    pub(crate) fn for_app(&self, app: &str) -> AppMetrics {
+        let labels = AppLabels {
             app: app.to_owned(),
-        }
-    }
-
-    pub(crate) fn request_started(&self, app: &str) {
-        self.inner.in_flight.get_or_create(&Self::app(app)).inc();
-    }
-
-    pub(crate) fn request_ended(&self, app: &str, status: u16, outcome: &str, took: Duration) {
-        let labels = RequestLabels {
-            app: app.to_owned(),
-            status: format!("{}xx", status / 100),
-            outcome: outcome.to_owned(),
         };
-        self.inner.requests.get_or_create(&labels).inc();
-        let app = Self::app(app);
-        self.inner.in_flight.get_or_create(&app).dec();
-        self.inner
-            .duration
-            .get_or_create(&app)
-            .observe(took.as_secs_f64());
-    }
-
-    pub(crate) fn admission_rejected(&self, app: &str) {
-        self.inner.rejections.get_or_create(&Self::app(app)).inc();
+        let requests = std::array::from_fn(|class| {
+            std::array::from_fn(|outcome| {
+                let labels = RequestLabels {
+                    app: app.to_owned(),
+                    status: format!("{}xx", class + 1),
+                    outcome: OUTCOMES[outcome].to_owned(),
+                };
+                self.inner.requests.get_or_create(&labels).clone()
+            })
+        });
+        AppMetrics {
+            inner: Arc::new(AppSeries {
+                in_flight: self.inner.in_flight.get_or_create(&labels).clone(),
+                duration: self.inner.duration.get_or_create(&labels).clone(),
+                rejections: self.inner.rejections.get_or_create(&labels).clone(),
+                requests,
+            }),
+        }
     }
 
     pub(crate) fn connection_opened(&self) -> OpenConnection {

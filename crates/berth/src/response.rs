@@ -83,7 +83,7 @@ pub struct AccessLog {
     expected: Option<u64>,
     ended: bool,
     failed: bool,
-    metrics: Option<crate::metrics::Metrics>,
+    metrics: Option<crate::metrics::AppMetrics>,
 }
 
 impl AccessLog {
@@ -115,11 +115,11 @@ impl AccessLog {
         self
     }
 
-    /// Counts the request in `metrics` too (in flight from now, answered
-    /// when the record ends). Call after [`with_app`](Self::with_app).
-    pub fn with_metrics(mut self, metrics: Option<crate::metrics::Metrics>) -> Self {
+    /// Counts the request in its app's `metrics` too (in flight from now,
+    /// answered when the record ends).
+    pub(crate) fn with_metrics(mut self, metrics: Option<crate::metrics::AppMetrics>) -> Self {
         if let Some(metrics) = &metrics {
-            metrics.request_started(self.app_name());
+            metrics.request_started();
         }
         self.metrics = metrics;
         self
@@ -160,7 +160,7 @@ impl Drop for AccessLog {
         );
         if let Some(metrics) = &self.metrics {
             let took = self.started.elapsed();
-            metrics.request_ended(self.app_name(), self.status.as_u16(), self.outcome(), took);
+            metrics.request_ended(self.status.as_u16(), self.outcome(), took);
         }
     }
 }

@@ -35,6 +35,8 @@ pub struct WasiHttpService {
     admission: Arc<Admission>,
     app: Option<Arc<str>>,
     metrics: Option<crate::metrics::Metrics>,
+    /// `metrics`' series of this app.
+    app_metrics: Option<crate::metrics::AppMetrics>,
 }
 
 impl WasiHttpService {
@@ -51,12 +53,14 @@ impl WasiHttpService {
             head_limits: HeadLimits::default(),
             app: None,
             metrics: None,
+            app_metrics: None,
         }
     }
 
     /// Counts this service's requests in `metrics` (see
     /// [`crate::metrics`]), labelled with its app name.
     pub fn with_metrics(mut self, metrics: crate::metrics::Metrics) -> Self {
+        self.app_metrics = Some(metrics.for_app(self.app.as_deref().unwrap_or("-")));
         self.metrics = Some(metrics);
         self
     }
@@ -64,6 +68,7 @@ impl WasiHttpService {
     /// Names the app this service answers for in the access log (a server
     /// routing between several apps sets it).
     pub fn with_app_name(mut self, name: Arc<str>) -> Self {
+        self.app_metrics = self.metrics.as_ref().map(|m| m.for_app(&name));
         self.app = Some(name);
         self
     }
@@ -179,7 +184,7 @@ where
             let path = loggable_path(path, this.head_limits.max_uri_bytes);
             let log = AccessLog::new(rid.clone(), request.method().clone(), path, started)
                 .with_app(this.app.clone())
-                .with_metrics(this.metrics.clone());
+                .with_metrics(this.app_metrics.clone());
 
             let checked = this.head_limits.check(&request);
             if let Err(reason) =
@@ -207,8 +212,8 @@ where
                     request_id = &*rid,
                     "overloaded: every admission place is taken; answering 503"
                 );
-                if let Some(metrics) = &this.metrics {
-                    metrics.admission_rejected(this.app.as_deref().unwrap_or("-"));
+                if let Some(metrics) = &this.app_metrics {
+                    metrics.admission_rejected();
                 }
                 let status = http::StatusCode::SERVICE_UNAVAILABLE;
                 return Ok(error_response(status, &rid).map(|b| b.with_log(log, status)));
@@ -218,7 +223,8 @@ where
                 let body = body.map_err(|e| body_error_code(&e)).boxed();
                 berth_http::body::host_body(LimitedBody::new(body, this.limits, tripwire.clone()))
             });
-            let span = tracing::info_span!("request", request_id = &*rid);
+            let app = this.app.as_deref().unwrap_or("-");
+            let span = tracing::info_span!("request", request_id = &*rid, app);
             let result = this.runtime.handle(id, request).instrument(span).await;
             if let Some(broken) = tripwire.get() {
                 // The guest saw the broken body; the client is told why.

@@ -22,6 +22,8 @@ use crate::response::{AccessLog, ResponseBody, error_response};
 #[derive(Debug, Clone)]
 pub struct Router {
     platform: Platform,
+    /// The series of requests no app takes (`app="-"`).
+    unrouted: crate::metrics::AppMetrics,
 }
 
 /// The future a [`Router`] returns.
@@ -30,7 +32,8 @@ pub type RouterFuture =
 
 impl Router {
     pub(crate) fn new(platform: Platform) -> Self {
-        Self { platform }
+        let unrouted = platform.metrics().for_app("-");
+        Self { platform, unrouted }
     }
 
     /// The platform whose apps this router serves.
@@ -48,7 +51,7 @@ impl Router {
             .take(256)
             .collect();
         let log = AccessLog::new(rid.clone(), request.method().clone(), path, Instant::now())
-            .with_metrics(Some(self.platform.metrics().clone()));
+            .with_metrics(Some(self.unrouted.clone()));
         let mut response = error_response(status, &rid).map(|body| body.with_log(log, status));
         if let Ok(header) = http::HeaderValue::from_str(&rid) {
             response

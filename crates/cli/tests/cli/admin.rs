@@ -121,6 +121,7 @@ fn json_logs_parse_line_by_line_and_carry_the_request_id() {
             access.push(object);
         } else if object["target"] == "berth::guest" {
             assert_eq!(object["span"]["request_id"], "test-abc-123", "{line}");
+            assert_eq!(object["span"]["app"], "suite", "{line}");
             guest_lines += 1;
         }
     }
