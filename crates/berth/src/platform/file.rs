@@ -293,6 +293,20 @@ impl Checker<'_> {
         self.base.join(text)
     }
 
+    /// Sets `slot` from a duration or count that must not be zero (see
+    /// [`Self::positive`]); leaves it alone when the key is not written.
+    fn set_positive<T: Copy + PartialEq + Default, U>(
+        &mut self,
+        value: Option<&Spanned<T>>,
+        key: &str,
+        slot: &mut U,
+        map: impl FnOnce(T) -> U,
+    ) {
+        if let Some(value) = self.positive(value, key) {
+            *slot = map(value);
+        }
+    }
+
     /// A duration or count that must not be zero.
     fn positive<T: Copy + PartialEq + Default>(
         &mut self,
@@ -386,56 +400,70 @@ impl Checker<'_> {
             }
         }
         let secs = Duration::from_secs;
-        if let Some(v) = self.positive(
+        self.set_positive(
             section.header_read_timeout_secs.as_ref(),
             "server.header_read_timeout_secs",
-        ) {
-            server.header_read_timeout = secs(v);
-        }
-        if let Some(v) = self.positive(
+            &mut server.header_read_timeout,
+            secs,
+        );
+        self.set_positive(
             section.idle_timeout_secs.as_ref(),
             "server.idle_timeout_secs",
-        ) {
-            server.idle_timeout = secs(v);
-        }
-        if let Some(v) = self.positive(
+            &mut server.idle_timeout,
+            secs,
+        );
+        self.set_positive(
             section.write_timeout_secs.as_ref(),
             "server.write_timeout_secs",
-        ) {
-            server.write_timeout = secs(v);
-        }
-        if let Some(v) = self.positive(
+            &mut server.write_timeout,
+            secs,
+        );
+        self.set_positive(
             section.h2_keep_alive_interval_secs.as_ref(),
             "server.h2_keep_alive_interval_secs",
-        ) {
-            server.h2_keep_alive_interval = secs(v);
-        }
+            &mut server.h2_keep_alive_interval,
+            secs,
+        );
         if let Some(v) = &section.drain_timeout_secs {
             server.drain_timeout = secs(*v.get_ref());
         }
-        if let Some(v) = self.positive(section.max_connections.as_ref(), "server.max_connections") {
-            server.max_connections = v;
-        }
-        if let Some(v) = self.positive(
+        self.set_positive(
+            section.max_connections.as_ref(),
+            "server.max_connections",
+            &mut server.max_connections,
+            |v| v,
+        );
+        self.set_positive(
             section.h2_max_concurrent_streams.as_ref(),
             "server.h2_max_concurrent_streams",
-        ) {
-            server.h2_max_concurrent_streams = v;
-        }
-        if let Some(v) = self.positive(section.max_header_bytes.as_ref(), "server.max_header_bytes")
-        {
-            server.max_header_bytes = v;
-        }
-        if let Some(v) = self.positive(section.max_uri_bytes.as_ref(), "server.max_uri_bytes") {
-            server.max_uri_bytes = v;
-        }
-        if let Some(v) = self.positive(section.max_headers.as_ref(), "server.max_headers") {
-            server.max_headers = v;
-        }
+            &mut server.h2_max_concurrent_streams,
+            |v| v,
+        );
+        self.set_positive(
+            section.max_header_bytes.as_ref(),
+            "server.max_header_bytes",
+            &mut server.max_header_bytes,
+            |v| v,
+        );
+        self.set_positive(
+            section.max_uri_bytes.as_ref(),
+            "server.max_uri_bytes",
+            &mut server.max_uri_bytes,
+            |v| v,
+        );
+        self.set_positive(
+            section.max_headers.as_ref(),
+            "server.max_headers",
+            &mut server.max_headers,
+            |v| v,
+        );
         let mut engine = berth_runtime::EngineConfig::of(&berth_runtime::RuntimeConfig::default());
-        if let Some(v) = self.positive(section.max_instances.as_ref(), "server.max_instances") {
-            engine.max_instances = v;
-        }
+        self.set_positive(
+            section.max_instances.as_ref(),
+            "server.max_instances",
+            &mut engine.max_instances,
+            |v| v,
+        );
         let cache_dir = match (section.cache, &section.cache_dir) {
             (Some(false), _) => None,
             (_, Some(dir)) => Some(self.path(dir.get_ref())),
@@ -580,18 +608,18 @@ impl Checker<'_> {
         }
         runtime.config_vars = vars.into_iter().collect();
         let ms = Duration::from_millis;
-        if let Some(v) = self.positive(
+        self.set_positive(
             section.cpu_time_limit_ms.as_ref(),
             &key("cpu_time_limit_ms"),
-        ) {
-            runtime.cpu_time_limit = ms(v);
-        }
-        if let Some(v) = self.positive(
+            &mut runtime.cpu_time_limit,
+            ms,
+        );
+        self.set_positive(
             section.wall_time_limit_ms.as_ref(),
             &key("wall_time_limit_ms"),
-        ) {
-            runtime.wall_time_limit = ms(v);
-        }
+            &mut runtime.wall_time_limit,
+            ms,
+        );
         if let Some(v) = self.positive(section.memory_limit_mib.as_ref(), &key("memory_limit_mib"))
         {
             match usize::try_from(v).ok().and_then(|v| v.checked_mul(1 << 20)) {
@@ -609,29 +637,29 @@ impl Checker<'_> {
         runtime.reuse = self
             .positive(section.reuse.as_ref(), &key("reuse"))
             .and_then(std::num::NonZeroU32::new);
-        if let Some(v) = self.positive(
+        self.set_positive(
             section.concurrent_requests.as_ref(),
             &key("concurrent_requests"),
-        ) {
-            runtime.concurrent_requests = v;
-        }
-        if let Some(v) = self.positive(
+            &mut runtime.concurrent_requests,
+            |v| v,
+        );
+        self.set_positive(
             section.instance_requests.as_ref(),
             &key("instance_requests"),
-        ) {
-            runtime.instance_requests = v;
-        }
+            &mut runtime.instance_requests,
+            |v| v,
+        );
 
         let mut body_limits = crate::limits::BodyLimits::default();
         if let Some(v) = &section.max_request_body_mib {
             body_limits.max_bytes = v.get_ref().saturating_mul(1 << 20);
         }
-        if let Some(v) = self.positive(
+        self.set_positive(
             section.request_body_idle_timeout_secs.as_ref(),
             &key("request_body_idle_timeout_secs"),
-        ) {
-            body_limits.idle_timeout = Duration::from_secs(v);
-        }
+            &mut body_limits.idle_timeout,
+            Duration::from_secs,
+        );
 
         let places = self
             .positive(
@@ -658,24 +686,24 @@ impl Checker<'_> {
             loop_identity: berth_outbound::config::process_loop_identity(),
             ..Default::default()
         };
-        if let Some(v) = self.positive(
+        self.set_positive(
             section.outbound_connect_timeout_ms.as_ref(),
             &key("outbound_connect_timeout_ms"),
-        ) {
-            outbound.connect_timeout = ms(v);
-        }
-        if let Some(v) = self.positive(
+            &mut outbound.connect_timeout,
+            ms,
+        );
+        self.set_positive(
             section.outbound_first_byte_timeout_ms.as_ref(),
             &key("outbound_first_byte_timeout_ms"),
-        ) {
-            outbound.first_byte_timeout = ms(v);
-        }
-        if let Some(v) = self.positive(
+            &mut outbound.first_byte_timeout,
+            ms,
+        );
+        self.set_positive(
             section.outbound_between_bytes_timeout_ms.as_ref(),
             &key("outbound_between_bytes_timeout_ms"),
-        ) {
-            outbound.between_bytes_timeout = ms(v);
-        }
+            &mut outbound.between_bytes_timeout,
+            ms,
+        );
 
         if self.problems.len() > before {
             return None;
