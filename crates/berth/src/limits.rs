@@ -62,6 +62,14 @@ impl Broken {
             Broken::Stalled => StatusCode::REQUEST_TIMEOUT,
         }
     }
+
+    /// The limit it counts as in the metrics.
+    pub(crate) fn limit(self) -> crate::metrics::Limit {
+        match self {
+            Broken::TooLarge => crate::metrics::Limit::BodySize,
+            Broken::Stalled => crate::metrics::Limit::BodyIdle,
+        }
+    }
 }
 
 /// Shared between a [`LimitedBody`] and the response it leads to.

@@ -106,6 +106,52 @@ impl fmt::Display for ErrorCode {
 impl std::error::Error for ErrorCode {}
 
 impl ErrorCode {
+    /// The WIT name of this case (`HTTP-request-denied`, `loop-detected`,
+    /// …), without its payload: a bounded label for metrics and logs.
+    pub fn wit_name(&self) -> &'static str {
+        match self {
+            ErrorCode::DnsTimeout => "DNS-timeout",
+            ErrorCode::DnsError(_) => "DNS-error",
+            ErrorCode::DestinationNotFound => "destination-not-found",
+            ErrorCode::DestinationUnavailable => "destination-unavailable",
+            ErrorCode::DestinationIpProhibited => "destination-IP-prohibited",
+            ErrorCode::DestinationIpUnroutable => "destination-IP-unroutable",
+            ErrorCode::ConnectionRefused => "connection-refused",
+            ErrorCode::ConnectionTerminated => "connection-terminated",
+            ErrorCode::ConnectionTimeout => "connection-timeout",
+            ErrorCode::ConnectionReadTimeout => "connection-read-timeout",
+            ErrorCode::ConnectionWriteTimeout => "connection-write-timeout",
+            ErrorCode::ConnectionLimitReached => "connection-limit-reached",
+            ErrorCode::TlsProtocolError => "TLS-protocol-error",
+            ErrorCode::TlsCertificateError => "TLS-certificate-error",
+            ErrorCode::TlsAlertReceived(_) => "TLS-alert-received",
+            ErrorCode::HttpRequestDenied => "HTTP-request-denied",
+            ErrorCode::HttpRequestLengthRequired => "HTTP-request-length-required",
+            ErrorCode::HttpRequestBodySize(_) => "HTTP-request-body-size",
+            ErrorCode::HttpRequestMethodInvalid => "HTTP-request-method-invalid",
+            ErrorCode::HttpRequestUriInvalid => "HTTP-request-URI-invalid",
+            ErrorCode::HttpRequestUriTooLong => "HTTP-request-URI-too-long",
+            ErrorCode::HttpRequestHeaderSectionSize(_) => "HTTP-request-header-section-size",
+            ErrorCode::HttpRequestHeaderSize(_) => "HTTP-request-header-size",
+            ErrorCode::HttpRequestTrailerSectionSize(_) => "HTTP-request-trailer-section-size",
+            ErrorCode::HttpRequestTrailerSize(_) => "HTTP-request-trailer-size",
+            ErrorCode::HttpResponseIncomplete => "HTTP-response-incomplete",
+            ErrorCode::HttpResponseHeaderSectionSize(_) => "HTTP-response-header-section-size",
+            ErrorCode::HttpResponseHeaderSize(_) => "HTTP-response-header-size",
+            ErrorCode::HttpResponseBodySize(_) => "HTTP-response-body-size",
+            ErrorCode::HttpResponseTrailerSectionSize(_) => "HTTP-response-trailer-section-size",
+            ErrorCode::HttpResponseTrailerSize(_) => "HTTP-response-trailer-size",
+            ErrorCode::HttpResponseTransferCoding(_) => "HTTP-response-transfer-coding",
+            ErrorCode::HttpResponseContentCoding(_) => "HTTP-response-content-coding",
+            ErrorCode::HttpResponseTimeout => "HTTP-response-timeout",
+            ErrorCode::HttpUpgradeFailed => "HTTP-upgrade-failed",
+            ErrorCode::HttpProtocolError => "HTTP-protocol-error",
+            ErrorCode::LoopDetected => "loop-detected",
+            ErrorCode::ConfigurationError => "configuration-error",
+            ErrorCode::InternalError(_) => "internal-error",
+        }
+    }
+
     /// An `internal-error` carrying a readable message.
     pub fn internal(msg: impl Into<String>) -> Self {
         ErrorCode::InternalError(Some(msg.into()))

@@ -93,6 +93,31 @@ impl DefaultClient {
     pub fn pooled_connections(&self) -> usize {
         self.inner.pool.len()
     }
+
+    /// A handle that reads [`DefaultClient::pooled_connections`] without
+    /// keeping the client alive (for metrics that outlive an app).
+    pub fn pool_gauge(&self) -> PoolGauge {
+        PoolGauge(Arc::downgrade(&self.inner))
+    }
+}
+
+/// Reads a [`DefaultClient`]'s pooled connections while the client lives.
+#[derive(Clone)]
+pub struct PoolGauge(std::sync::Weak<Inner>);
+
+impl std::fmt::Debug for PoolGauge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("PoolGauge")
+            .field(&self.connections())
+            .finish()
+    }
+}
+
+impl PoolGauge {
+    /// Connections the client's pool holds; `None` once the client is gone.
+    pub fn connections(&self) -> Option<usize> {
+        self.0.upgrade().map(|inner| inner.pool.len())
+    }
 }
 
 impl OutboundClient for DefaultClient {

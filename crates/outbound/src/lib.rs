@@ -18,6 +18,6 @@ pub mod policy;
 mod pool;
 pub mod tls;
 
-pub use client::{DefaultClient, MAX_RESPONSE_HEAD};
+pub use client::{DefaultClient, MAX_RESPONSE_HEAD, PoolGauge};
 pub use config::OutboundConfig;
 pub use policy::{EgressPolicy, HostPattern};

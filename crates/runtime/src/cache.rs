@@ -21,7 +21,7 @@
 use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
@@ -46,6 +46,16 @@ pub enum CacheOutcome {
 }
 
 static WARNED: AtomicBool = AtomicBool::new(false);
+
+static HITS: AtomicU64 = AtomicU64::new(0);
+static MISSES: AtomicU64 = AtomicU64::new(0);
+
+/// Cache look-ups in this process so far, as `(hits, misses)`: a miss is a
+/// compilation with a cache directory configured (no entry, a bad one, or
+/// an unwritable cache). Compilations without a cache count as neither.
+pub fn lookups() -> (u64, u64) {
+    (HITS.load(Ordering::Relaxed), MISSES.load(Ordering::Relaxed))
+}
 
 fn warn_once(dir: &Path, err: &dyn std::fmt::Display) {
     if !WARNED.swap(true, Ordering::Relaxed) {
@@ -126,7 +136,10 @@ pub fn compile_prepared(
     let path = entry_path(dir, &key(engine, bytes, prepare.map(|p| p.name)));
     let existed = match std::fs::read(&path) {
         Ok(file) => match load(engine, &file) {
-            Some(component) => return Ok((component, CacheOutcome::Hit)),
+            Some(component) => {
+                HITS.fetch_add(1, Ordering::Relaxed);
+                return Ok((component, CacheOutcome::Hit));
+            }
             None => {
                 tracing::warn!(entry = %path.display(), "cache entry corrupt or incompatible; recompiling");
                 true
@@ -134,6 +147,7 @@ pub fn compile_prepared(
         },
         Err(_) => false,
     };
+    MISSES.fetch_add(1, Ordering::Relaxed);
     let component = build()?;
     let outcome = match store(dir, &path, &component) {
         Ok(()) if existed => CacheOutcome::Replaced,

@@ -40,8 +40,10 @@ use wasmtime::component::Accessor;
 use crate::Shared;
 use crate::component::Pre;
 use crate::error::HandleError;
-use crate::handler::{LiveGuard, classify_failure, new_store};
+use crate::handler::{LiveGuard, TRACE, classify_failure, new_store};
+use crate::observe::Event;
 use crate::store::StoreState;
+use tracing::Instrument;
 
 type Reply = oneshot::Sender<Result<http::Response<GuestBody>, HandleError>>;
 
@@ -50,6 +52,8 @@ struct Job {
     request: http::Request<HostBody>,
     request_id: u64,
     reply: Reply,
+    /// The caller's span: the request's spans hang below it.
+    span: tracing::Span,
 }
 
 /// The dispatcher's view of a worker.
@@ -143,6 +147,7 @@ pub(crate) async fn handle(
         request,
         request_id,
         reply,
+        span: tracing::Span::current(),
     };
     shared.concurrent.dispatch(shared, job);
     response.await.unwrap_or_else(|_| {
@@ -198,7 +203,9 @@ impl InFlight {
         self.lock().bodies.remove(&id)
     }
 
-    fn fail_all(&self, err: impl Fn() -> HandleError) {
+    /// Fails every request still waiting for its head and aborts every
+    /// body still streaming; returns how many of each.
+    fn fail_all(&self, err: impl Fn() -> HandleError) -> (usize, usize) {
         let (replies, bodies) = {
             let mut state = self.lock();
             (
@@ -206,12 +213,14 @@ impl InFlight {
                 state.bodies.drain().map(|(_, b)| b).collect::<Vec<_>>(),
             )
         };
+        let counts = (replies.len(), bodies.len());
         for reply in replies {
             let _ = reply.send(Err(err()));
         }
         for body in bodies {
             body.abort(ErrorCode::internal(err().to_string()));
         }
+        counts
     }
 }
 
@@ -226,7 +235,7 @@ async fn run_worker(
     handle: Arc<WorkerHandle>,
     mut jobs: mpsc::UnboundedReceiver<Job>,
 ) {
-    let _live = LiveGuard::new(&shared.live_instances);
+    let _live = LiveGuard::new(&shared);
     let replies = InFlight::default();
     let Some(first) = jobs.recv().await else {
         return;
@@ -246,11 +255,20 @@ async fn run_worker(
         shared.http.clone(),
         first.request_id,
     );
+    if let Some(rate) = &shared.output_rate {
+        store.data().limit_output(rate);
+    }
     // Instantiate the chain back to front; each middleware's import calls
     // the stage after it, found in the store data.
     let mut chain = Vec::with_capacity(stages.len());
+    let began = std::time::Instant::now();
+    let span = tracing::debug_span!(target: TRACE, parent: &first.span, "instantiate");
     for stage in stages.iter().rev() {
-        match stage.instantiate_async(&mut store).await {
+        match stage
+            .instantiate_async(&mut store)
+            .instrument(span.clone())
+            .await
+        {
             Ok(service) => chain.push(service.wasi_http_handler().func_handle()),
             Err(err) => {
                 handle.open.store(false, Ordering::Release);
@@ -268,6 +286,9 @@ async fn run_worker(
         }
     }
     chain.reverse();
+    shared.observer.report(Event::InstanceCreated {
+        took: began.elapsed(),
+    });
     let entry = chain[0];
     store.data_mut().set_chain(chain);
 
@@ -285,6 +306,9 @@ async fn run_worker(
                     latest_deadline = latest_deadline.max(deadline);
                     accessor.with(|mut access| access.get().cpu.add_budget(config.cpu_time_limit));
                     seq += 1;
+                    if seq > 1 {
+                        shared.observer.report(Event::InstanceReused);
+                    }
                     replies.insert(seq, job.reply);
                     tasks.push(serve(
                         accessor,
@@ -292,6 +316,7 @@ async fn run_worker(
                         seq,
                         job.request,
                         job.request_id,
+                        job.span,
                         deadline,
                         &replies,
                         &shared,
@@ -328,10 +353,18 @@ async fn run_worker(
         })
         .await;
     handle.open.store(false, Ordering::Release);
+    if store.data_mut().limiter.take_denials() > 0 {
+        shared.observer.report(Event::MemoryLimit);
+    }
     if let Err(err) = outcome {
         let err = classify_failure(err, config);
         tracing::error!(error = %err, "wasi:http@0.3 instance failed; its in-flight requests fail");
-        replies.fail_all(|| err.duplicate());
+        let (answered, streaming) = replies.fail_all(|| err.duplicate());
+        if answered == 0 && streaming > 0 {
+            // Requests still waiting for a head report the failure
+            // themselves; with only bodies cut short, report it here.
+            shared.observer.report(Event::Failed(&err));
+        }
     }
     // Requests queued for this instance that it never started go to
     // another one rather than failing with it.
@@ -359,10 +392,17 @@ async fn serve(
     seq: u64,
     request: http::Request<HostBody>,
     request_id: u64,
+    parent: tracing::Span,
     deadline: Instant,
     replies: &InFlight,
     shared: &Shared,
 ) -> Served {
+    let span = tracing::debug_span!(
+        target: TRACE,
+        parent: &parent,
+        "guest call",
+        error.type = tracing::field::Empty
+    );
     let wall = shared.config.wall_time_limit;
     let pushed =
         accessor.with(|mut access| access.get().http().table.push(Request::from_http(request)));
@@ -374,12 +414,14 @@ async fn serve(
         }
     };
     let called = tokio::time::timeout_at(deadline, entry.call_concurrent(accessor, (request,)));
-    let response = match called.await {
+    let response = match called.instrument(span.clone()).await {
         Err(_) => {
+            span.record("error.type", "timeout");
             replies.send(seq, Err(HandleError::Timeout(wall)));
             return Served { retire: true };
         }
         Ok(Err(trap)) => {
+            span.record("error.type", "trap");
             replies.send(seq, Err(classify_failure(trap, &shared.config)));
             return Served { retire: true };
         }
@@ -421,6 +463,9 @@ async fn serve(
             abort.abort(ErrorCode::internal(format!(
                 "the response body was not finished within the wall-clock limit of {wall:?}"
             )));
+            shared
+                .observer
+                .report(Event::Failed(&HandleError::Timeout(wall)));
             Served { retire: true }
         }
     }

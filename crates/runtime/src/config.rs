@@ -56,6 +56,10 @@ pub const DEFAULT_INSTANCE_REQUESTS: u32 = 256;
 /// Default cap on guest stdout + stderr bytes logged per request (1 MiB).
 pub const DEFAULT_LOG_LIMIT: usize = 1 << 20;
 
+/// Guest output an app may log per second, all its instances together
+/// (1 MiB/s, with bursts of four seconds' worth); 0 means no limit.
+pub const DEFAULT_LOG_RATE: u64 = 1 << 20;
+
 /// Everything the runtime needs to know, with documented defaults.
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
@@ -81,6 +85,10 @@ pub struct RuntimeConfig {
     pub fields_size_limit: usize,
     /// Guest stdout + stderr bytes logged per request.
     pub log_limit: usize,
+    /// Guest output bytes logged per second by all of an app's instances
+    /// together; lines beyond are dropped and counted. See
+    /// [`DEFAULT_LOG_RATE`]; 0 means no limit.
+    pub log_rate: u64,
     /// Use the pooling instance allocator (falls back to on-demand when the
     /// address space cannot be reserved).
     pub pooling: bool,
@@ -129,6 +137,7 @@ impl Default for RuntimeConfig {
             config_vars: Default::default(),
             fields_size_limit: berth_http::fields::DEFAULT_FIELDS_SIZE_LIMIT,
             log_limit: DEFAULT_LOG_LIMIT,
+            log_rate: DEFAULT_LOG_RATE,
             pooling: true,
             keep_resident: DEFAULT_KEEP_RESIDENT,
             stack_keep_resident: DEFAULT_STACK_KEEP_RESIDENT,

@@ -15,11 +15,17 @@ use std::time::Instant;
 use berth_http::p2::{IncomingRequest, ResponseOutparam};
 use berth_http::{GuestBody, HostBody, HttpCtx, HttpView};
 use tokio::sync::oneshot;
+use tracing::Instrument;
 use wasmtime::{CallHook, Store, UpdateDeadline};
 
 use crate::Shared;
 use crate::config::RuntimeConfig;
 use crate::error::{CpuLimitExceeded, HandleError};
+use crate::observe::{Event, ObserverSlot};
+
+/// The target of trace spans (see `berth::trace`): debug level, so they
+/// cost nothing unless a tracing layer asks for them.
+pub(crate) const TRACE: &str = "berth::trace";
 use crate::store::StoreState;
 
 /// How the guest task ended.
@@ -87,7 +93,7 @@ pub(crate) async fn handle(
     request: http::Request<HostBody>,
 ) -> Result<http::Response<GuestBody>, HandleError> {
     let started = Instant::now();
-    let live = LiveGuard::new(&shared.live_instances);
+    let live = LiveGuard::new(shared);
     let config = &shared.config;
     let deadline = tokio::time::Instant::now() + config.wall_time_limit;
     let wall = config.wall_time_limit;
@@ -99,11 +105,19 @@ pub(crate) async fn handle(
                 .data_mut()
                 .begin_request(config, http, request_id);
             worker.store.set_epoch_deadline(1);
+            shared.observer.report(Event::InstanceReused);
             (worker.store, Some((worker.proxy, worker.uses)))
         }
-        None => (new_store(&shared.engine, config, http, request_id), None),
+        None => {
+            let store = new_store(&shared.engine, config, http, request_id);
+            if let Some(rate) = &shared.output_rate {
+                store.data().limit_output(rate);
+            }
+            (store, None)
+        }
     };
     let (sender, mut response) = oneshot::channel();
+    let observer = shared.observer.clone();
     let shared = shared.clone();
 
     let guest = async move {
@@ -117,13 +131,19 @@ pub(crate) async fn handle(
                             "a wasi:http@0.3 app reached the 0.2 request path"
                         )));
                     };
-                    let proxy =
-                        pre.instantiate_async(&mut store).await.map_err(
-                            |e| match classify_failure(e, cfg) {
-                                HandleError::Trap(e) => HandleError::Instantiate(e),
-                                other => other,
-                            },
-                        )?;
+                    let began = Instant::now();
+                    let span = tracing::debug_span!(target: TRACE, "instantiate");
+                    let proxy = pre
+                        .instantiate_async(&mut store)
+                        .instrument(span)
+                        .await
+                        .map_err(|e| match classify_failure(e, cfg) {
+                            HandleError::Trap(e) => HandleError::Instantiate(e),
+                            other => other,
+                        })?;
+                    shared.observer.report(Event::InstanceCreated {
+                        took: began.elapsed(),
+                    });
                     (proxy, 0)
                 }
             };
@@ -134,14 +154,27 @@ pub(crate) async fn handle(
             let out = table
                 .push(ResponseOutparam::new(sender))
                 .map_err(|e| HandleError::Host(e.into()))?;
+            let span = tracing::debug_span!(
+                target: TRACE,
+                "guest call",
+                error.type = tracing::field::Empty
+            );
             proxy
                 .wasi_http_incoming_handler()
                 .call_handle(&mut store, req, out)
+                .instrument(span.clone())
                 .await
-                .map_err(|e| classify_failure(e, cfg))?;
+                .map_err(|e| {
+                    span.record("error.type", "trap");
+                    classify_failure(e, cfg)
+                })?;
             Ok((proxy, uses + 1))
         };
-        let outcome = match tokio::time::timeout_at(deadline, run).await {
+        let outcome = tokio::time::timeout_at(deadline, run).await;
+        if store.data_mut().limiter.take_denials() > 0 {
+            shared.observer.report(Event::MemoryLimit);
+        }
+        let outcome = match outcome {
             Ok(Ok((proxy, uses))) => {
                 if let Some(pool) = &shared.reuse {
                     // Only a clean return makes an instance reusable.
@@ -159,7 +192,7 @@ pub(crate) async fn handle(
     };
     // The guest runs in the caller's span (the front-end's `request` span
     // carries the request id clients see), so its log lines do too.
-    let mut task = tokio::spawn(tracing::Instrument::in_current_span(guest));
+    let mut task = tokio::spawn(guest.in_current_span());
     // If the caller stops waiting before the head arrives (the client went
     // away, HTTP/2 reset), the guest's work is cancelled with it.
     let mut cancel_on_drop = CancelOnDrop(Some(task.abort_handle()));
@@ -171,18 +204,22 @@ pub(crate) async fn handle(
                 cancel_on_drop.disarm();
                 // The guest goes on (usually writing the body); report how it
                 // ends once it does.
-                tokio::spawn(tracing::Instrument::in_current_span(async move {
+                tokio::spawn(
+                    async move {
                     match task.await {
                         Ok(Outcome::Returned) => {}
-                        Ok(Outcome::Failed(err)) => tracing::error!(
-                            request_id,
-                            error = %err,
-                            "guest failed after sending the response head; response aborted"
-                        ),
+                        Ok(Outcome::Failed(err)) => {
+                            observer.report(Event::Failed(&err));
+                            tracing::error!(
+                                request_id,
+                                error = %err,
+                                "guest failed after sending the response head; response aborted"
+                            );
+                        }
                         Err(join) => tracing::error!(request_id, "guest task failed: {join}"),
                     }
                     tracing::trace!(request_id, elapsed = ?started.elapsed(), "guest finished");
-                }));
+                }.in_current_span());
                 result.map_err(HandleError::Guest)
             }
             Err(_) => Err(outcome_without_response(task.await)),
@@ -214,19 +251,28 @@ impl Drop for CancelOnDrop {
     }
 }
 
-/// Counts a live instance (store) for as long as it exists.
-pub(crate) struct LiveGuard(Arc<AtomicUsize>);
+/// Counts a live instance (store) for as long as it exists, and reports
+/// its start and end.
+pub(crate) struct LiveGuard {
+    live: Arc<AtomicUsize>,
+    observer: Arc<ObserverSlot>,
+}
 
 impl LiveGuard {
-    pub(crate) fn new(live: &Arc<AtomicUsize>) -> Self {
-        live.fetch_add(1, Ordering::Relaxed);
-        Self(live.clone())
+    pub(crate) fn new(shared: &Shared) -> Self {
+        shared.live_instances.fetch_add(1, Ordering::Relaxed);
+        shared.observer.report(Event::InstanceStarted);
+        Self {
+            live: shared.live_instances.clone(),
+            observer: shared.observer.clone(),
+        }
     }
 }
 
 impl Drop for LiveGuard {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.live.fetch_sub(1, Ordering::Relaxed);
+        self.observer.report(Event::InstanceEnded);
     }
 }
 

@@ -28,6 +28,8 @@ pub mod engine;
 pub mod error;
 mod handler;
 pub mod limits;
+pub mod observe;
+mod outgoing;
 mod pool;
 pub mod preinit;
 pub mod stdio;
@@ -60,6 +62,10 @@ pub(crate) struct Shared {
     pub(crate) http: HttpCtx,
     next_request_id: AtomicU64,
     pub(crate) live_instances: Arc<AtomicUsize>,
+    /// Where [`observe::Event`]s go.
+    pub(crate) observer: Arc<observe::ObserverSlot>,
+    /// The app's guest output rate, shared by its instances.
+    pub(crate) output_rate: Option<Arc<stdio::OutputRate>>,
     pub(crate) reuse: Option<pool::ReusePool>,
     pub(crate) concurrent: concurrent::ConcurrentPool,
     /// Keeps the engine's ticker running while this app lives.
@@ -156,9 +162,17 @@ impl Runtime {
         let flavour = engines.flavour(concurrency)?;
         let engine = flavour.engine.clone();
         let component = component::load(&engine, &flavour.linker, sources, &config)?;
+        let observer = Arc::<observe::ObserverSlot>::default();
         let mut http = HttpCtx::default();
         http.fields_size_limit = config.fields_size_limit;
-        http.outbound = outbound;
+        http.outbound = outbound.map(|inner| {
+            Arc::new(outgoing::ReportingClient {
+                inner,
+                observer: observer.clone(),
+            }) as Arc<dyn OutboundClient>
+        });
+        let output_rate = (config.log_rate > 0)
+            .then(|| Arc::new(stdio::OutputRate::new(config.log_rate, observer.clone())));
         let reuse = config
             .reuse
             .map(|n| pool::ReusePool::new(n.get(), config.reuse_idle_timeout));
@@ -170,6 +184,8 @@ impl Runtime {
                 http,
                 next_request_id: AtomicU64::new(1),
                 live_instances: Arc::new(AtomicUsize::new(0)),
+                output_rate,
+                observer,
                 reuse,
                 concurrent: concurrent::ConcurrentPool::default(),
                 _flavour: flavour,
@@ -206,6 +222,12 @@ impl Runtime {
         self.inner.reuse.as_ref().map_or(0, pool::ReusePool::idle) + self.inner.concurrent.workers()
     }
 
+    /// Reports this runtime's [`observe::Event`]s to `observer` from now on
+    /// (replacing any observer set before, in every clone).
+    pub fn set_observer(&self, observer: Arc<dyn observe::Observer>) {
+        self.inner.observer.set(observer);
+    }
+
     /// A new request id, unique within this runtime.
     pub fn next_request_id(&self) -> u64 {
         self.inner.next_request_id.fetch_add(1, Ordering::Relaxed)
@@ -220,9 +242,13 @@ impl Runtime {
         request_id: u64,
         request: http::Request<HostBody>,
     ) -> Result<http::Response<GuestBody>, HandleError> {
-        match &self.inner.component.pre {
+        let result = match &self.inner.component.pre {
             component::Pre::P2(_) => handler::handle(&self.inner, request_id, request).await,
             component::Pre::P3(_) => concurrent::handle(&self.inner, request_id, request).await,
+        };
+        if let Err(err) = &result {
+            self.inner.observer.report(observe::Event::Failed(err));
         }
+        result
     }
 }

@@ -13,6 +13,8 @@ pub struct InstanceLimiter {
     memory_limit: usize,
     memory_used: usize,
     table_elements_limit: usize,
+    /// Growths refused since [`InstanceLimiter::take_denials`] last ran.
+    denials: u32,
 }
 
 impl InstanceLimiter {
@@ -22,12 +24,18 @@ impl InstanceLimiter {
             memory_limit,
             memory_used: 0,
             table_elements_limit,
+            denials: 0,
         }
     }
 
     /// Bytes of linear memory in use across all memories.
     pub fn memory_used(&self) -> usize {
         self.memory_used
+    }
+
+    /// Memory growths refused since the last call (then reset).
+    pub fn take_denials(&mut self) -> u32 {
+        std::mem::take(&mut self.denials)
     }
 }
 
@@ -46,6 +54,7 @@ impl ResourceLimiter for InstanceLimiter {
                 requested = total,
                 "guest memory limit reached"
             );
+            self.denials = self.denials.saturating_add(1);
             return Ok(false);
         }
         self.memory_used = total;

@@ -2,13 +2,18 @@
 //!
 //! Each complete line becomes one `tracing` event at INFO (stdout) or WARN
 //! (stderr), tagged with the request id. Control characters are escaped so a
-//! guest cannot forge log lines or drive the operator's terminal, and the
-//! bytes logged per request are capped.
+//! guest cannot forge log lines or drive the operator's terminal, the
+//! bytes logged per request are capped, and an app's instances together
+//! share a rate limit ([`OutputRate`]): lines beyond it are dropped and
+//! counted, so one noisy app cannot flood the log pipeline.
 
 use std::io;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use crate::observe::{Event, ObserverSlot};
 
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
@@ -36,10 +41,17 @@ struct LineBuffer {
     pending: Vec<u8>,
     budget: usize,
     truncated: bool,
+    /// The app's rate limit, shared by its instances.
+    rate: Option<Arc<OutputRate>>,
 }
 
 impl LineBuffer {
     fn emit(&self, line: &[u8]) {
+        if let Some(rate) = &self.rate
+            && !rate.allow(line.len() + 1)
+        {
+            return;
+        }
         let text = escape(line);
         let _in_request = self.span.enter();
         match self.stream {
@@ -105,6 +117,83 @@ fn escape(line: &[u8]) -> String {
     out
 }
 
+/// How long a rate-limited app's output may burst above its rate, in
+/// seconds of that rate.
+const BURST_SECONDS: f64 = 4.0;
+
+/// How often the "lines dropped" warning of one app is repeated at most.
+const WARN_EVERY: Duration = Duration::from_secs(10);
+
+/// An app's budget of guest output, in bytes per second with a burst of a
+/// few seconds' worth (a token bucket), shared by all its instances. Lines
+/// beyond it are dropped whole; each is reported to the runtime's observer
+/// ([`Event::GuestOutputDropped`]) and a warning says so at most every ten
+/// seconds.
+#[derive(Debug)]
+pub struct OutputRate {
+    bytes_per_sec: u64,
+    bucket: Mutex<Bucket>,
+    observer: Arc<ObserverSlot>,
+}
+
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    refilled: Instant,
+    dropped: u64,
+    warned: Option<Instant>,
+}
+
+impl OutputRate {
+    /// A budget of `bytes_per_sec`, reporting drops to `observer`.
+    pub(crate) fn new(bytes_per_sec: u64, observer: Arc<ObserverSlot>) -> Self {
+        Self {
+            bytes_per_sec,
+            bucket: Mutex::new(Bucket {
+                tokens: bytes_per_sec as f64 * BURST_SECONDS,
+                refilled: Instant::now(),
+                dropped: 0,
+                warned: None,
+            }),
+            observer,
+        }
+    }
+
+    /// Takes `bytes` from the budget; `false` (and the line counted as
+    /// dropped) when there is not enough.
+    fn allow(&self, bytes: usize) -> bool {
+        let rate = self.bytes_per_sec as f64;
+        let mut bucket = self.bucket.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        let elapsed = now.duration_since(bucket.refilled).as_secs_f64();
+        bucket.tokens = (bucket.tokens + elapsed * rate).min(rate * BURST_SECONDS);
+        bucket.refilled = now;
+        if bucket.tokens >= bytes as f64 {
+            bucket.tokens -= bytes as f64;
+            return true;
+        }
+        bucket.dropped += 1;
+        if bucket
+            .warned
+            .is_none_or(|at| now.duration_since(at) >= WARN_EVERY)
+        {
+            let dropped = std::mem::take(&mut bucket.dropped);
+            bucket.warned = Some(now);
+            drop(bucket);
+            tracing::warn!(
+                target: "berth::guest",
+                limit_bytes_per_sec = self.bytes_per_sec,
+                dropped,
+                "guest output over the app's rate limit; lines dropped"
+            );
+        } else {
+            drop(bucket);
+        }
+        self.observer.report(Event::GuestOutputDropped);
+        false
+    }
+}
+
 /// A guest output stream feeding the server log. Cheap to clone; all
 /// clones share one line buffer.
 #[derive(Debug, Clone)]
@@ -123,8 +212,18 @@ impl GuestLog {
                 pending: Vec::new(),
                 budget,
                 truncated: false,
+                rate: None,
             })),
         }
+    }
+
+    /// Holds this stream's lines to `rate` as well (shared by every stream
+    /// of the app).
+    pub fn limit_rate(&self, rate: Arc<OutputRate>) {
+        self.inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .rate = Some(rate);
     }
 
     /// Starts the log of a new request on a reused instance: flushes a
@@ -188,6 +287,20 @@ mod tests {
         assert_eq!(escape(b"a\x1b[31mb\r"), "a\\u{1b}[31mb");
         assert_eq!(escape(b"tab\there"), "tab\there");
         assert_eq!(escape(b"\xff"), "\u{fffd}");
+    }
+
+    #[test]
+    fn the_rate_limit_drops_lines_past_the_burst_and_refills() {
+        let rate = Arc::new(OutputRate::new(100, Arc::default()));
+        // The burst: four seconds' worth.
+        assert!(rate.allow(400));
+        assert!(!rate.allow(10), "empty");
+        std::thread::sleep(Duration::from_millis(120));
+        assert!(rate.allow(10), "refilled at 100 bytes/s");
+        let log = GuestLog::new(1, LogStream::Stdout, 1 << 20);
+        log.limit_rate(rate.clone());
+        log.write(b"a line that does not fit\n");
+        assert_eq!(rate.bucket.lock().unwrap().dropped, 1);
     }
 
     #[test]

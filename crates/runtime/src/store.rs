@@ -70,6 +70,12 @@ impl StoreState {
         }
     }
 
+    /// Holds the guest's output to the app's shared rate limit.
+    pub(crate) fn limit_output(&self, rate: &std::sync::Arc<crate::stdio::OutputRate>) {
+        self.stdout.limit_rate(rate.clone());
+        self.stderr.limit_rate(rate.clone());
+    }
+
     /// The `handle` export of chain stage `index`, once instantiated.
     pub(crate) fn chain_handler(&self, index: usize) -> Option<crate::component::HandleFunc> {
         self.chain.get(index).copied()

@@ -472,6 +472,10 @@ impl Platform {
         runtime_config.max_instances = self.inner.engines.config().max_instances;
         let client = berth_outbound::DefaultClient::new(config.outbound.clone())
             .map_err(AppError::Outbound)?;
+        let name: Arc<str> = Arc::from(config.name.as_str());
+        self.inner
+            .metrics
+            .track_pool(name.clone(), client.pool_gauge());
         let sources: Vec<Source<'_>> = bytes
             .iter()
             .map(|(bytes, what)| Source { bytes, what })
@@ -480,7 +484,6 @@ impl Platform {
             .engines(self.inner.engines.clone())
             .outbound(Arc::new(client))
             .build_chain(&sources)?;
-        let name: Arc<str> = Arc::from(config.name.as_str());
         let mut service = WasiHttpService::new(runtime, self.inner.local_authority.clone())
             .with_body_limits(config.body_limits)
             .with_admission(config.admission)

@@ -459,8 +459,43 @@ async fn metrics_count_exactly_what_was_sent() {
         max_queued: 0,
         wait: Duration::from_millis(10),
     };
-    let server =
-        PlatformServer::start(config(vec![app("suite", &["suite"], &["a.test"]), small])).await;
+    // Two proxies to a loopback origin: one allowed there, one not.
+    let origin = berth_test_support::spawn_origin(
+        |_request| async {
+            Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(
+                bytes::Bytes::from_static(b"origin\n"),
+            )))
+        },
+        None,
+    )
+    .await;
+    let upstream = vec![("UPSTREAM".to_owned(), format!("http://{}", origin.addr))];
+    let mut proxy = app("proxy", &["proxy"], &["proxy.test"]);
+    proxy.runtime.env.clone_from(&upstream);
+    proxy.outbound.allow = vec!["127.0.0.1".parse().unwrap()];
+    proxy.outbound.system_roots = false;
+    let mut denied = app("denied", &["proxy"], &["denied.test"]);
+    denied.runtime.env = upstream;
+    let server = PlatformServer::start(config(vec![
+        app("suite", &["suite"], &["a.test"]),
+        small,
+        proxy,
+        denied,
+    ]))
+    .await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = listener.local_addr().unwrap();
+    let probe =
+        berth::admin::Probe::new(berth::Readiness::default(), Some(server.platform.clone()));
+    let admin_task = tokio::spawn(berth::admin::serve_admin(listener, probe));
+    assert_eq!(server.get(Proto::H1, "proxy.test", "/").await.0, 200);
+    assert_eq!(server.get(Proto::H1, "denied.test", "/").await.0, 502);
+    // The allowed request left a pooled connection behind (gone with the
+    // app at the reload below).
+    let pooled = scrape(admin).await.2("berth_outbound_connections_pooled", &[("app", "proxy")]);
+    assert_eq!(pooled, 1.0);
+    assert_eq!(server.get(Proto::H1, "a.test", "/loop").await.0, 504);
+    assert_eq!(server.get(Proto::H1, "a.test", "/memory").await.0, 500);
     for _ in 0..3 {
         assert_eq!(server.get(Proto::H1, "a.test", "/hello").await.0, 200);
     }
@@ -489,11 +524,6 @@ async fn metrics_count_exactly_what_was_sent() {
     .unwrap()
     .unwrap();
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let admin = listener.local_addr().unwrap();
-    let probe =
-        berth::admin::Probe::new(berth::Readiness::default(), Some(server.platform.clone()));
-    let admin_task = tokio::spawn(berth::admin::serve_admin(listener, probe));
     let (text, scraped, value) = scrape(admin).await;
     let requests = "berth_requests_total";
     let ok = [("app", "suite"), ("status", "2xx"), ("outcome", "complete")];
@@ -505,7 +535,7 @@ async fn metrics_count_exactly_what_was_sent() {
     );
     assert_eq!(
         value(requests, &[("app", "suite"), ("status", "5xx")]),
-        1.0,
+        3.0,
         "{text}"
     );
     assert_eq!(
@@ -540,7 +570,66 @@ async fn metrics_count_exactly_what_was_sent() {
         }
         _ => None,
     });
-    assert_eq!(durations, Some(6.0), "{text}");
+    assert_eq!(durations, Some(8.0), "{text}");
+
+    // Instances: one fresh instance per request that reached the guest,
+    // none left running; what stopped them, by kind.
+    let suite = [("app", "suite")];
+    assert_eq!(
+        value("berth_instances_created_total", &suite),
+        8.0,
+        "{text}"
+    );
+    assert_eq!(value("berth_instances_reused_total", &suite), 0.0, "{text}");
+    assert_eq!(value("berth_instances_live", &[]), 0.0, "{text}");
+    let instantiations = scraped.samples.iter().find_map(|s| match &s.value {
+        prometheus_parse::Value::Histogram(buckets)
+            if s.metric.starts_with("berth_instantiation_seconds")
+                && s.labels.get("app") == Some("suite") =>
+        {
+            buckets.last().map(|b| b.count)
+        }
+        _ => None,
+    });
+    assert_eq!(instantiations, Some(8.0), "{text}");
+    let limit = |name| {
+        value(
+            "berth_limit_hits_total",
+            &[("app", "suite"), ("limit", name)],
+        )
+    };
+    assert_eq!(limit("cpu"), 1.0, "{text}");
+    assert_eq!(limit("memory"), 1.0, "{text}");
+    assert_eq!(limit("wall"), 0.0, "{text}");
+    // `/trap` panics and `/memory` aborts when an allocation fails: both
+    // are `unreachable` in Rust guests. The CPU limit is not a trap here.
+    assert_eq!(
+        value(
+            "berth_traps_total",
+            &[("app", "suite"), ("kind", "unreachable")]
+        ),
+        2.0,
+        "{text}"
+    );
+    assert_eq!(value("berth_traps_total", &[]), 2.0, "{text}");
+    assert_eq!(value("berth_pool_exhausted_total", &[]), 0.0, "{text}");
+
+    // Outgoing requests, by result; the allowed one left a pooled
+    // connection behind.
+    let outbound = |app, error| {
+        value(
+            "berth_outbound_requests_total",
+            &[("app", app), ("error", error)],
+        )
+    };
+    assert_eq!(outbound("proxy", "ok"), 1.0, "{text}");
+    assert_eq!(outbound("denied", "HTTP-request-denied"), 1.0, "{text}");
+    assert_eq!(value("berth_outbound_requests_total", &[]), 2.0, "{text}");
+    assert!(
+        text.contains("berth_compile_cache_total{result=\"hit\"}"),
+        "{text}"
+    );
+    assert_eq!(value("berth_log_lines_dropped_total", &[]), 0.0, "{text}");
 
     // A client connection is counted while it is open.
     let open = || async { scrape(admin).await.2("berth_connections_open", &[]) };
@@ -595,4 +684,34 @@ async fn scrape(
     };
     let scraped = parse().unwrap();
     (text, scraped, value)
+}
+
+/// An app over its guest output rate has lines dropped and counted; another
+/// app's output is unaffected.
+#[tokio::test]
+async fn guest_output_over_the_apps_rate_is_dropped_and_counted() {
+    let mut noisy = app("noisy", &["suite"], &["noisy.test"]);
+    // 64 bytes/s: a burst of 256 bytes, about three /stdio requests' worth
+    // (three lines of 8 to 30 bytes each).
+    noisy.runtime.log_rate = 64;
+    let quiet = app("quiet", &["suite"], &["quiet.test"]);
+    let server = PlatformServer::start(config(vec![noisy, quiet])).await;
+    for _ in 0..20 {
+        assert_eq!(server.get(Proto::H1, "noisy.test", "/stdio").await.0, 200);
+        assert_eq!(server.get(Proto::H1, "quiet.test", "/stdio").await.0, 200);
+    }
+    let text = server.platform.metrics().encode();
+    let dropped = |app: &str| -> f64 {
+        let prefix = format!("berth_guest_output_dropped_lines_total{{app=\"{app}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    // 60 lines written; the burst lets a few through, the refill (64
+    // bytes/s over the test's second or two) a few more.
+    let noisy = dropped("noisy");
+    assert!((30.0..60.0).contains(&noisy), "{noisy} dropped:\n{text}");
+    assert_eq!(dropped("quiet"), 0.0, "{text}");
+    server.stop().await;
 }

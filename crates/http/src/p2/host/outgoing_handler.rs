@@ -38,10 +38,12 @@ impl outgoing_handler::Host for HttpCtxView<'_> {
             .map_err(HttpError::Code)?;
         // The slot is held until the response head arrives (or the guest
         // drops the future, which aborts the task).
-        let task = tokio::spawn(async move {
+        // In the caller's span, so the request is traced as part of the
+        // guest call that sent it.
+        let task = tokio::spawn(tracing::Instrument::in_current_span(async move {
             let _slot = slot.acquire().await?;
             client.send(request, timeouts).await
-        });
+        }));
         Ok(self.table.push(FutureIncomingResponse {
             state: FutureResponseState::Pending(task),
         })?)
