@@ -2,8 +2,19 @@
 //! for the server, `warn` for `berth run`, whose stderr is the command's),
 //! as text (coloured only when stderr is a terminal) or as JSON, one object
 //! per line, for log pipelines.
+//!
+//! The server writes through [`berth::log_writer::LogWriter`] so that a
+//! slow or blocked stderr never stalls serving (lines are dropped and
+//! counted instead); [`banner`] lines go through the same queue, in order,
+//! and are never dropped; [`flush`] before exit writes what is queued.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
+use std::sync::OnceLock;
+
+use berth::log_writer::{DEFAULT_QUEUE_LINES, LogWriter};
+use berth::trace::{TraceConfig, Tracing};
+use tracing_subscriber::prelude::*;
+use tracing_subscriber::{Layer, Registry};
 
 use tracing_subscriber::EnvFilter;
 
@@ -17,17 +28,99 @@ pub(crate) enum LogFormat {
     Json,
 }
 
-/// Installs the global subscriber; `level` applies unless `RUST_LOG` is set.
-pub(crate) fn init(level: &str, format: LogFormat) {
+/// The non-blocking writer, when [`init`] installed one.
+static WRITER: OnceLock<LogWriter> = OnceLock::new();
+
+/// The trace exporter, when [`init`] started one.
+static TRACING: OnceLock<Tracing> = OnceLock::new();
+
+type BoxedLayer = Box<dyn Layer<Registry> + Send + Sync>;
+
+/// Installs the global subscriber; `level` applies unless `RUST_LOG` is
+/// set. With `non_blocking`, lines go through a [`LogWriter`] (servers);
+/// without, straight to stderr (commands whose stderr is a terminal's).
+/// With `traces`, berth's spans are also exported over OTLP (whatever the
+/// log level).
+pub(crate) fn init(
+    level: &str,
+    format: LogFormat,
+    non_blocking: bool,
+    traces: Option<TraceConfig>,
+) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("{level},wasmtime=warn,cranelift=warn")));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(true);
-    match format {
-        // Colour only for people, never into files or log collectors.
-        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
+    // Colour only for people, never into files or log collectors.
+    let ansi = format == LogFormat::Text && std::io::stderr().is_terminal();
+    let text = || {
+        tracing_subscriber::fmt::layer()
+            .with_target(true)
+            .with_ansi(ansi)
+    };
+    let log: BoxedLayer = match (non_blocking, format) {
+        (true, format) => {
+            let writer = WRITER
+                .get_or_init(|| LogWriter::spawn(std::io::stderr(), DEFAULT_QUEUE_LINES))
+                .clone();
+            let make = move || writer.clone();
+            match format {
+                LogFormat::Text => text().with_writer(make).with_filter(filter).boxed(),
+                LogFormat::Json => text()
+                    .json()
+                    .flatten_event(true)
+                    .with_writer(make)
+                    .with_filter(filter)
+                    .boxed(),
+            }
+        }
+        (false, LogFormat::Text) => text()
+            .with_writer(std::io::stderr)
+            .with_filter(filter)
+            .boxed(),
+        (false, LogFormat::Json) => text()
+            .json()
+            .flatten_event(true)
+            .with_writer(std::io::stderr)
+            .with_filter(filter)
+            .boxed(),
+    };
+    let mut layers = vec![log];
+    if let Some(config) = traces {
+        let tracing = TRACING.get_or_init(|| Tracing::start(config));
+        layers.push(tracing.layer::<Registry>().boxed());
     }
+    tracing_subscriber::registry().with(layers).init();
+    if let Some(tracing) = TRACING.get() {
+        tracing::info!(endpoint = %tracing.endpoint(), "exporting traces over OTLP/HTTP (JSON)");
+    }
+}
+
+/// Writes `line` to stderr in order with the log, never dropped (the
+/// banners people and scripts wait for).
+pub(crate) fn banner(line: &str) {
+    match WRITER.get() {
+        Some(writer) => writer.write_line_blocking(line),
+        None => eprintln!("{line}"),
+    }
+}
+
+/// Sends every finished trace span, then waits until every queued log
+/// line has been written.
+fn flush() {
+    if let Some(tracing) = TRACING.get() {
+        tracing.flush();
+    }
+    if let Some(writer) = WRITER.get() {
+        let _ = writer.clone().flush();
+    }
+}
+
+/// Like [`flush`], giving up after `limit` (before an immediate exit,
+/// which a blocked stderr must not hold up).
+pub(crate) fn flush_within(limit: std::time::Duration) {
+    let (done, flushed) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        flush();
+        let _ = done.send(());
+    });
+    let _ = flushed.recv_timeout(limit);
 }

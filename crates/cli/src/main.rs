@@ -33,9 +33,24 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    logging::init(cli.command.default_log_level(), cli.log_format);
+    let traces = match cli.command.tracing() {
+        Ok(traces) => traces,
+        Err(err) => {
+            eprintln!("error: {}", describe(&err));
+            return ExitCode::FAILURE;
+        }
+    };
+    logging::init(
+        cli.command.default_log_level(),
+        cli.log_format,
+        cli.command.serves(),
+        traces,
+    );
     berth::metrics::count_panics();
-    match cli.command.execute() {
+    let result = cli.command.execute();
+    // A stderr nobody reads must not keep the process from exiting.
+    logging::flush_within(std::time::Duration::from_secs(5));
+    match result {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {}", describe(&err));

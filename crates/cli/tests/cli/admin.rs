@@ -132,3 +132,48 @@ fn json_logs_parse_line_by_line_and_carry_the_request_id() {
     assert_eq!(access[1]["request_id"], made_up.as_str(), "{}", access[1]);
     assert_eq!(access[1]["status"], 200);
 }
+
+/// A stderr nobody reads (a full pipe) must not stall serving: log lines
+/// are dropped and counted instead, and the process still exits cleanly.
+#[test]
+fn a_blocked_log_sink_does_not_stall_serving() {
+    let served = Served::start(&[
+        fixture("suite").to_str().unwrap(),
+        "--admin-addr",
+        "127.0.0.1:0",
+    ]);
+    let admin = served
+        .startup_log
+        .lines()
+        .find_map(|l| l.strip_prefix("Admin on http://"))
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_else(|| panic!("no admin banner:\n{}", served.startup_log))
+        .to_owned();
+    // From here on nobody reads berth's stderr. Each request logs four
+    // lines (three from the guest, the access line): 6 000 requests are
+    // more than the pipe (64 KiB) and the writer's queue (16 Ki lines)
+    // hold. With a blocking writer the server would stop answering here.
+    let started = Instant::now();
+    for i in 0..6_000 {
+        let response = served.get("/stdio");
+        assert!(
+            response.starts_with("HTTP/1.0 200"),
+            "request {i}: {response}"
+        );
+    }
+    let took = started.elapsed();
+    let (status, metrics) = get(&admin, "/metrics");
+    assert_eq!(status, "HTTP/1.0 200 OK");
+    let dropped: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("berth_log_lines_dropped_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no dropped-lines counter:\n{metrics}"));
+    assert!(dropped > 0.0, "nothing dropped in {took:?}:\n{metrics}");
+    // The process still drains and exits 0 (giving up on writing out a
+    // queue nobody reads after a few seconds).
+    served.signal("TERM");
+    let (exit, rest) = served.wait();
+    assert!(exit.success(), "{exit:?}");
+    assert!(rest.contains("berth::access"), "{rest}");
+}
