@@ -23,7 +23,9 @@ pub mod config;
 mod conn;
 mod handle;
 pub mod limits;
+pub mod log_writer;
 pub mod metrics;
+mod observer;
 pub mod platform;
 pub mod request;
 pub mod request_id;
@@ -32,6 +34,7 @@ pub mod routes;
 pub mod serve;
 pub mod service;
 pub mod tls;
+pub mod trace;
 
 pub use berth_http as http_host;
 pub use berth_outbound as outbound;
@@ -43,5 +46,6 @@ pub use berth_runtime::{
 pub use config::ServerConfig;
 pub use handle::{Readiness, ServeHandle};
 pub use platform::{Config, Platform};
+pub use request::ClientAddr;
 pub use serve::serve;
 pub use service::WasiHttpService;

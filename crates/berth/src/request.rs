@@ -11,6 +11,13 @@
 use http::uri::{Authority, Scheme, Uri};
 use http::{HeaderMap, Method, Request, StatusCode, Version};
 
+/// The client's address, as a request extension: berth's front-end
+/// ([`crate::serve()`], [`crate::ServeHandle`]) adds it to every request;
+/// an embedder serving [`crate::WasiHttpService`] itself may add it too.
+/// It appears in the access log (`client`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub std::net::SocketAddr);
+
 /// Why a request was refused before reaching the guest.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RejectReason {

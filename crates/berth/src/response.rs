@@ -75,6 +75,9 @@ pub struct AccessLog {
     request_id: std::sync::Arc<str>,
     /// The app that answered, when the server routes between several.
     app: Option<std::sync::Arc<str>>,
+    /// The client's address, when the front-end knows it.
+    client: Option<std::net::SocketAddr>,
+    version: http::Version,
     method: Method,
     path: String,
     status: StatusCode,
@@ -84,6 +87,8 @@ pub struct AccessLog {
     ended: bool,
     failed: bool,
     metrics: Option<crate::metrics::AppMetrics>,
+    /// The request's trace span, kept open until the response ends.
+    span: Option<tracing::Span>,
 }
 
 impl AccessLog {
@@ -97,6 +102,8 @@ impl AccessLog {
         Self {
             request_id,
             app: None,
+            client: None,
+            version: http::Version::HTTP_11,
             method,
             path,
             status: StatusCode::OK,
@@ -106,7 +113,34 @@ impl AccessLog {
             ended: false,
             failed: false,
             metrics: None,
+            span: None,
         }
+    }
+
+    /// Records where the request came from and over which protocol.
+    pub fn with_client(
+        mut self,
+        client: Option<std::net::SocketAddr>,
+        version: http::Version,
+    ) -> Self {
+        self.client = client;
+        self.version = version;
+        self
+    }
+
+    /// The body length the response head declares (`Content-Length`):
+    /// hyper stops reading the body once that much is sent, so reaching it
+    /// is the body's end.
+    pub(crate) fn with_declared_length(mut self, length: Option<u64>) -> Self {
+        self.expected = length;
+        self
+    }
+
+    /// Keeps the request's trace span open until the response ends, and
+    /// records its status there.
+    pub(crate) fn with_span(mut self, span: tracing::Span) -> Self {
+        self.span = Some(span);
+        self
     }
 
     /// Names the app that answered.
@@ -140,12 +174,50 @@ impl AccessLog {
     }
 }
 
+/// A value, or `-` when there is none (without allocating).
+struct OrDash<T>(Option<T>);
+
+impl<T: std::fmt::Display> std::fmt::Display for OrDash<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(value) => value.fmt(f),
+            None => f.write_str("-"),
+        }
+    }
+}
+
+/// The protocol as the access log names it.
+fn protocol(version: http::Version) -> &'static str {
+    match version {
+        http::Version::HTTP_09 => "HTTP/0.9",
+        http::Version::HTTP_10 => "HTTP/1.0",
+        http::Version::HTTP_2 => "HTTP/2",
+        http::Version::HTTP_3 => "HTTP/3",
+        _ => "HTTP/1.1",
+    }
+}
+
 impl Drop for AccessLog {
     fn drop(&mut self) {
+        if let Some(span) = &self.span {
+            span.record("http.response.status_code", self.status.as_u16());
+            if self.status.is_server_error() || self.failed {
+                span.record(
+                    "error.type",
+                    if self.failed {
+                        "aborted"
+                    } else {
+                        self.status.as_str()
+                    },
+                );
+            }
+        }
         tracing::info!(
             target: "berth::access",
             request_id = &*self.request_id,
             app = self.app_name(),
+            client = %OrDash(self.client),
+            protocol = protocol(self.version),
             method = %self.method,
             path = %self.path,
             status = self.status.as_u16(),
@@ -229,7 +301,7 @@ impl ResponseBody {
     /// Attaches the access log record; `status` is what is being sent.
     pub fn with_log(mut self, mut log: AccessLog, status: StatusCode) -> Self {
         log.status = status;
-        log.expected = self.size_hint().exact();
+        log.expected = log.expected.or(self.size_hint().exact());
         self.log = Some(log);
         self
     }

@@ -106,7 +106,9 @@ impl Conn {
         let svc = service_fn({
             let activity = activity.clone();
             let service = self.service;
-            move |req| {
+            let client = crate::request::ClientAddr(self.peer);
+            move |mut req: http::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(client);
                 let in_flight = activity.start();
                 let response = service.call(req);
                 async move {

@@ -44,7 +44,7 @@ impl WasiHttpService {
     /// (used as the authority of HTTP/1.0 requests without `Host`).
     pub fn new(runtime: Runtime, local_authority: Authority) -> Self {
         let places = usize::try_from(runtime.config().max_instances).unwrap_or(usize::MAX);
-        Self {
+        let mut service = Self {
             admission: Admission::new(AdmissionLimits::new(places)),
             runtime,
             scheme: Scheme::HTTP,
@@ -54,22 +54,40 @@ impl WasiHttpService {
             app: None,
             metrics: None,
             app_metrics: None,
-        }
+        };
+        service.observe();
+        service
     }
 
     /// Counts this service's requests in `metrics` (see
     /// [`crate::metrics`]), labelled with its app name.
+    ///
+    /// The runtime reports its instances, traps, limit hits and outgoing
+    /// requests there too (it is shared by every clone of this service).
     pub fn with_metrics(mut self, metrics: crate::metrics::Metrics) -> Self {
-        self.app_metrics = Some(metrics.for_app(self.app.as_deref().unwrap_or("-")));
         self.metrics = Some(metrics);
+        self.observe();
         self
+    }
+
+    /// Resolves the app's series and points the runtime's observer at them
+    /// (and at trace propagation).
+    fn observe(&mut self) {
+        self.app_metrics = self
+            .metrics
+            .as_ref()
+            .map(|m| m.for_app(self.app.as_deref().unwrap_or("-")));
+        self.runtime
+            .set_observer(Arc::new(crate::observer::AppObserver {
+                metrics: self.app_metrics.clone(),
+            }));
     }
 
     /// Names the app this service answers for in the access log (a server
     /// routing between several apps sets it).
     pub fn with_app_name(mut self, name: Arc<str>) -> Self {
-        self.app_metrics = self.metrics.as_ref().map(|m| m.for_app(&name));
         self.app = Some(name);
+        self.observe();
         self
     }
 
@@ -182,9 +200,18 @@ where
             let id = this.runtime.next_request_id();
             let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
             let path = loggable_path(path, this.head_limits.max_uri_bytes);
+            let app = this.app.as_deref().unwrap_or("-");
+            // The request's trace span (a no-op unless tracing is on).
+            let trace = crate::trace::request_span(&request, &rid, app);
+            let client = request
+                .extensions()
+                .get::<crate::request::ClientAddr>()
+                .map(|c| c.0);
             let log = AccessLog::new(rid.clone(), request.method().clone(), path, started)
                 .with_app(this.app.clone())
-                .with_metrics(this.app_metrics.clone());
+                .with_client(client, request.version())
+                .with_metrics(this.app_metrics.clone())
+                .with_span(trace.clone());
 
             let checked = this.head_limits.check(&request);
             if let Err(reason) =
@@ -204,6 +231,9 @@ where
                     limit = this.limits.max_bytes,
                     "request body too large: answering 413 without running the guest"
                 );
+                if let Some(metrics) = &this.app_metrics {
+                    metrics.limit_hit(crate::metrics::Limit::BodySize);
+                }
                 let status = http::StatusCode::PAYLOAD_TOO_LARGE;
                 return Ok(error_response(status, &rid).map(|b| b.with_log(log, status)));
             }
@@ -223,12 +253,16 @@ where
                 let body = body.map_err(|e| body_error_code(&e)).boxed();
                 berth_http::body::host_body(LimitedBody::new(body, this.limits, tripwire.clone()))
             });
-            let app = this.app.as_deref().unwrap_or("-");
-            let span = tracing::info_span!("request", request_id = &*rid, app);
+            // The log's span: request id and app on every line logged while
+            // the guest runs (inside the trace span, when there is one).
+            let span = trace.in_scope(|| tracing::info_span!("request", request_id = &*rid, app));
             let result = this.runtime.handle(id, request).instrument(span).await;
             if let Some(broken) = tripwire.get() {
                 // The guest saw the broken body; the client is told why.
                 let status = broken.status();
+                if let Some(metrics) = &this.app_metrics {
+                    metrics.limit_hit(broken.limit());
+                }
                 tracing::info!(
                     request_id = &*rid,
                     ?broken,
@@ -245,8 +279,14 @@ where
                         Hold::FirstFrame
                     };
                     match hold_head(response, &rid, hold).await {
-                        Ok(response) => Ok(response
-                            .map(|b| b.abort_on(tripwire).holding(place).with_log(log, status))),
+                        Ok(response) => {
+                            let declared = berth_http::body::content_length(response.headers())
+                                .ok()
+                                .flatten();
+                            let log = log.with_declared_length(declared);
+                            Ok(response
+                                .map(|b| b.abort_on(tripwire).holding(place).with_log(log, status)))
+                        }
                         Err(code) => {
                             // Nothing reached the client yet: say so properly
                             // (and why, if the request body broke a limit).

@@ -116,6 +116,8 @@ struct AppSection {
     reuse: Option<Spanned<u32>>,
     concurrent_requests: Option<Spanned<usize>>,
     instance_requests: Option<Spanned<u32>>,
+    /// Guest output per second, KiB, all instances together (0: no limit).
+    guest_log_rate_kib: Option<u64>,
     #[serde(default)]
     pre_init: bool,
 }
@@ -649,6 +651,10 @@ impl Checker<'_> {
             &mut runtime.instance_requests,
             |v| v,
         );
+
+        if let Some(kib) = section.guest_log_rate_kib {
+            runtime.log_rate = kib.saturating_mul(1024);
+        }
 
         let mut body_limits = crate::limits::BodyLimits::default();
         if let Some(v) = &section.max_request_body_mib {

@@ -50,7 +50,12 @@ impl Router {
             .chars()
             .take(256)
             .collect();
+        let client = request
+            .extensions()
+            .get::<crate::request::ClientAddr>()
+            .map(|c| c.0);
         let log = AccessLog::new(rid.clone(), request.method().clone(), path, Instant::now())
+            .with_client(client, request.version())
             .with_metrics(Some(self.unrouted.clone()));
         let mut response = error_response(status, &rid).map(|body| body.with_log(log, status));
         if let Ok(header) = http::HeaderValue::from_str(&rid) {

@@ -35,6 +35,26 @@ impl Command {
         }
     }
 
+    /// The trace export settings: `None` unless this is `serve` with an
+    /// OTLP endpoint (flag or `OTEL_*` environment).
+    pub(crate) fn tracing(&self) -> anyhow::Result<Option<berth::trace::TraceConfig>> {
+        let Command::Serve(args) = self else {
+            return Ok(None);
+        };
+        let config = berth::trace::TraceConfig::from_env(args.otlp_endpoint.as_deref(), |name| {
+            std::env::var(name).ok()
+        })?;
+        Ok(match (config, args.trace_sample_ratio) {
+            (Some(config), Some(ratio)) => Some(config.with_sample_ratio(ratio)),
+            (config, _) => config,
+        })
+    }
+
+    /// Whether this command is a server (its log must never block it).
+    pub(crate) fn serves(&self) -> bool {
+        matches!(self, Command::Serve(_))
+    }
+
     /// Runs the subcommand; `run` exits with its command's exit code.
     pub(crate) fn execute(self) -> anyhow::Result<std::process::ExitCode> {
         let done = std::process::ExitCode::SUCCESS;

@@ -43,6 +43,19 @@ pub(crate) struct ServeCommand {
     #[arg(long, value_name = "HOST:PORT", env = "BERTH_ADMIN_ADDR")]
     admin_addr: Option<SocketAddr>,
 
+    /// Export OpenTelemetry traces to this OTLP/HTTP collector (base URL,
+    /// e.g. http://127.0.0.1:4318; spans go to /v1/traces as JSON). Off by
+    /// default; the standard OTEL_* variables are honoured, and
+    /// OTEL_EXPORTER_OTLP_ENDPOINT turns it on too.
+    #[arg(long, value_name = "URL")]
+    pub(crate) otlp_endpoint: Option<String>,
+
+    /// Record this fraction (0 to 1) of the traces that start at berth; a
+    /// client's `traceparent` sampled flag is still followed [default: 1,
+    /// or OTEL_TRACES_SAMPLER].
+    #[arg(long, value_name = "RATIO", value_parser = parse_ratio)]
+    pub(crate) trace_sample_ratio: Option<f64>,
+
     #[command(flatten)]
     guest: GuestArgs,
 
@@ -85,6 +98,13 @@ pub(crate) struct ServeCommand {
     /// instance's in-flight requests, so 1 isolates requests fully.
     #[arg(long, value_name = "N", default_value_t = berth_runtime::config::DEFAULT_CONCURRENT_REQUESTS)]
     concurrent_requests: usize,
+
+    /// Guest output (stdout and stderr) the app may log per second, in KiB,
+    /// all its instances together, with bursts of four seconds' worth;
+    /// lines beyond it are dropped and counted
+    /// (berth_guest_output_dropped_lines_total). 0: no limit.
+    #[arg(long, value_name = "KIB", default_value_t = berth_runtime::config::DEFAULT_LOG_RATE >> 10)]
+    guest_log_rate_kib: u64,
 
     /// wasi:http@0.3 apps: requests one instance serves in its life before
     /// it is retired and replaced.
@@ -179,6 +199,7 @@ const FILE_ONLY: &[&str] = &[
     "components",
     "env",
     "config_vars",
+    "guest_log_rate_kib",
     "cpu_time_limit_ms",
     "wall_time_limit_ms",
     "memory_limit_mib",
@@ -257,6 +278,7 @@ impl ServeCommand {
             reuse: self.reuse,
             concurrent_requests: self.concurrent_requests,
             instance_requests: self.instance_requests,
+            log_rate: self.guest_log_rate_kib.saturating_mul(1024),
             cache_dir: self.cache.dir(),
             pre_init: self.pre_init,
             ..RuntimeConfig::default()
@@ -408,14 +430,14 @@ async fn serve(config: Config, file: Option<PathBuf>) -> anyhow::Result<()> {
                 .local_addr()
                 .context("cannot read the admin address")?;
             let probe = berth::admin::Probe::new(server.readiness(), Some(platform.clone()));
-            eprintln!("Admin on http://{addr}/ (/healthz, /readyz)");
+            crate::logging::banner(&format!("Admin on http://{addr}/ (/healthz, /readyz)"));
             Some(AbortOnDrop(tokio::spawn(berth::admin::serve_admin(
                 listener, probe,
             ))))
         }
         None => None,
     };
-    eprintln!("Serving HTTP on {scheme}://{local}/");
+    crate::logging::banner(&format!("Serving HTTP on {scheme}://{local}/"));
     tokio::select! {
         () = shutdown_signal() => server.shutdown(drain_timeout),
         () = &mut server => return Ok(()),
@@ -470,6 +492,13 @@ fn reload_on_sighup(tls: Option<berth::tls::Tls>, platform: Platform, file: Opti
 #[cfg(not(unix))]
 fn reload_on_sighup(_tls: Option<berth::tls::Tls>, _platform: Platform, _file: Option<PathBuf>) {}
 
+fn parse_ratio(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(ratio) if (0.0..=1.0).contains(&ratio) => Ok(ratio),
+        _ => Err(format!("`{text}` is not a ratio between 0 and 1")),
+    }
+}
+
 /// Resolves on the first SIGINT or SIGTERM. A second signal during the
 /// drain exits at once.
 async fn shutdown_signal() {
@@ -478,6 +507,7 @@ async fn shutdown_signal() {
     tokio::spawn(async {
         wait_for_signal().await;
         tracing::warn!("second signal: exiting without waiting for in-flight requests");
+        crate::logging::flush_within(Duration::from_millis(500));
         std::process::exit(130);
     });
 }

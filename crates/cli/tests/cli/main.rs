@@ -15,6 +15,7 @@ use std::time::Duration;
 
 mod admin;
 mod config;
+mod trace;
 
 fn berth() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_berth"));
@@ -42,7 +43,13 @@ struct Served {
 
 impl Served {
     fn start(args: &[&str]) -> Self {
+        Self::start_with_env(&[], args)
+    }
+
+    /// Like [`Served::start`], with extra environment variables.
+    fn start_with_env(env: &[(&str, &str)], args: &[&str]) -> Self {
         let mut child = berth()
+            .envs(env.iter().copied())
             .arg("serve")
             .args(args)
             .args(["--addr", "127.0.0.1:0"])
