@@ -11,7 +11,7 @@
 use std::io::{IsTerminal, Write};
 use std::sync::OnceLock;
 
-use berth::log_writer::{DEFAULT_QUEUE_LINES, LogWriter};
+use berth::log_writer::{DEFAULT_BUFFER_BYTES, LogWriter};
 use berth::trace::{TraceConfig, Tracing};
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::{Layer, Registry};
@@ -59,7 +59,7 @@ pub(crate) fn init(
     let log: BoxedLayer = match (non_blocking, format) {
         (true, format) => {
             let writer = WRITER
-                .get_or_init(|| LogWriter::spawn(std::io::stderr(), DEFAULT_QUEUE_LINES))
+                .get_or_init(|| LogWriter::spawn(std::io::stderr(), DEFAULT_BUFFER_BYTES))
                 .clone();
             let make = move || writer.clone();
             match format {

@@ -94,6 +94,26 @@ impl Fields {
     }
 }
 
+/// Reads only a client's context from a span's fields (before the
+/// sampling decision, without copying the rest).
+#[derive(Default)]
+struct Carried {
+    traceparent: Option<String>,
+    tracestate: Option<String>,
+}
+
+impl Visit for Carried {
+    fn record_debug(&mut self, _field: &Field, _value: &dyn std::fmt::Debug) {}
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        match field.name() {
+            "traceparent" if !value.is_empty() => self.traceparent = Some(value.to_owned()),
+            "tracestate" if !value.is_empty() => self.tracestate = Some(value.to_owned()),
+            _ => {}
+        }
+    }
+}
+
 impl Visit for Fields {
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
         self.set(field.name(), Value::Str(format!("{value:?}")));
@@ -131,23 +151,42 @@ where
         let Some(span) = ctx.span(id) else {
             return;
         };
-        let mut fields = Fields::default();
-        attrs.record(&mut fields);
-        // The nearest ancestor this layer traces, else a client's context.
+        // The nearest ancestor this layer traces.
         let local_parent = span.scope().skip(1).find_map(|ancestor| {
             ancestor
                 .extensions()
                 .get::<OtelSpan>()
                 .map(|o| o.context.clone())
         });
+        let span_id = random_u64();
+        // Inside an unsampled trace only the context matters (it is still
+        // propagated): skip reading the fields.
+        if let Some(parent) = local_parent.as_ref().filter(|p| !p.sampled) {
+            span.extensions_mut().insert(OtelSpan {
+                context: SpanContext {
+                    span_id,
+                    ..parent.clone()
+                },
+                parent_span_id: Some(parent.span_id),
+                kind: Kind::Internal,
+                start: SystemTime::UNIX_EPOCH,
+                attributes: Vec::new(),
+                error: None,
+            });
+            return;
+        }
+        // Without a local parent, the client's context, if any.
         let remote_parent = match &local_parent {
             Some(_) => None,
-            None => fields
-                .traceparent
-                .as_deref()
-                .and_then(|tp| SpanContext::from_headers(tp, fields.tracestate.as_deref())),
+            None => {
+                let mut carried = Carried::default();
+                attrs.record(&mut carried);
+                carried
+                    .traceparent
+                    .as_deref()
+                    .and_then(|tp| SpanContext::from_headers(tp, carried.tracestate.as_deref()))
+            }
         };
-        let span_id = random_u64();
         let context = match local_parent.as_ref().or(remote_parent.as_ref()) {
             Some(parent) => SpanContext {
                 trace_id: parent.trace_id,
@@ -170,6 +209,11 @@ where
             }
         };
         let parent_span_id = local_parent.or(remote_parent).map(|p| p.span_id);
+        // Attributes only for what is exported.
+        let mut fields = Fields::default();
+        if context.sampled {
+            attrs.record(&mut fields);
+        }
         span.extensions_mut().insert(OtelSpan {
             context,
             parent_span_id,
@@ -185,7 +229,10 @@ where
             return;
         };
         let mut extensions = span.extensions_mut();
-        let Some(otel) = extensions.get_mut::<OtelSpan>() else {
+        let Some(otel) = extensions
+            .get_mut::<OtelSpan>()
+            .filter(|o| o.context.sampled)
+        else {
             return;
         };
         let mut fields = Fields {

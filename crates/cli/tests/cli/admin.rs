@@ -137,11 +137,15 @@ fn json_logs_parse_line_by_line_and_carry_the_request_id() {
 /// are dropped and counted instead, and the process still exits cleanly.
 #[test]
 fn a_blocked_log_sink_does_not_stall_serving() {
-    let served = Served::start(&[
-        fixture("suite").to_str().unwrap(),
-        "--admin-addr",
-        "127.0.0.1:0",
-    ]);
+    // Debug level: many lines per request (connections, HTTP, the guest).
+    let served = Served::start_with_env(
+        &[("RUST_LOG", "debug,wasmtime=warn,cranelift=warn")],
+        &[
+            fixture("suite").to_str().unwrap(),
+            "--admin-addr",
+            "127.0.0.1:0",
+        ],
+    );
     let admin = served
         .startup_log
         .lines()
@@ -149,10 +153,11 @@ fn a_blocked_log_sink_does_not_stall_serving() {
         .and_then(|rest| rest.split('/').next())
         .unwrap_or_else(|| panic!("no admin banner:\n{}", served.startup_log))
         .to_owned();
-    // From here on nobody reads berth's stderr. Each request logs four
-    // lines (three from the guest, the access line): 6 000 requests are
-    // more than the pipe (64 KiB) and the writer's queue (16 Ki lines)
-    // hold. With a blocking writer the server would stop answering here.
+    // From here on nobody reads berth's stderr. Each request logs a dozen
+    // lines or more (the guest's three, the access line, connection and
+    // protocol debug lines), over 2 KiB: 6 000 requests are more than the
+    // pipe (64 KiB) and the writer's buffer (4 MiB) hold. With a blocking
+    // writer the server would stop answering here.
     let started = Instant::now();
     for i in 0..6_000 {
         let response = served.get("/stdio");
