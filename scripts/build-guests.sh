@@ -13,6 +13,9 @@ mkdir -p "$out"
 for wasm in demo suite command proxy run-probe; do
   cp "$built/$wasm.wasm" "$out/$wasm.wasm"
 done
+# The demo is also the library's (berth::demo), inside its crate so that
+# the crate packages on its own.
+cp "$built/demo.wasm" "$top/crates/berth/assets/demo.wasm"
 cp "$built/berth-guest-legacy.wasm" "$out/legacy.wasm"
 cp "$built/berth-guest-informational.wasm" "$out/informational.wasm"
 # Pre-initialisation guests: heavy-init, and one start-up function per way

@@ -36,6 +36,7 @@ use crate::service::WasiHttpService;
 /// ```
 #[derive(Debug)]
 pub struct ServeHandle {
+    local: Option<std::net::SocketAddr>,
     draining: Readiness,
     deadline: watch::Sender<Option<Duration>>,
     task: JoinHandle<()>,
@@ -52,6 +53,7 @@ impl ServeHandle {
         config: ServerConfig,
     ) -> Result<Self, InvalidConfig> {
         config.validate()?;
+        let local = listener.local_addr().ok();
         let service = service.into();
         let draining = Readiness::default();
         let (deadline, mut requested) = watch::channel(None);
@@ -74,10 +76,42 @@ impl ServeHandle {
             }
         });
         Ok(Self {
+            local,
             draining,
             deadline,
             task,
         })
+    }
+
+    /// Binds `addr` (port 0 picks a free one: see
+    /// [`local_addr`](Self::local_addr)) and starts serving there, as
+    /// [`spawn`](Self::spawn) does.
+    ///
+    /// ```no_run
+    /// # async fn run(service: berth::WasiHttpService) -> Result<(), berth::Error> {
+    /// let server = berth::ServeHandle::bind(
+    ///     "127.0.0.1:0".parse().unwrap(),
+    ///     service,
+    ///     berth::ServerConfig::default(),
+    /// )
+    /// .await?;
+    /// println!("serving on {:?}", server.local_addr());
+    /// # Ok(()) }
+    /// ```
+    pub async fn bind(
+        addr: std::net::SocketAddr,
+        service: impl Into<Front>,
+        config: ServerConfig,
+    ) -> Result<Self, crate::Error> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|err| crate::Error::bind(addr, err))?;
+        Ok(Self::spawn(listener, service, config)?)
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        self.local
     }
 
     /// Starts the drain: stop accepting, GOAWAY / `Connection: close`, and

@@ -21,6 +21,8 @@ pub mod admin;
 pub mod admission;
 pub mod config;
 mod conn;
+pub mod demo;
+mod error;
 mod handle;
 pub mod limits;
 pub mod log_writer;
@@ -44,8 +46,20 @@ pub use berth_runtime::{
     HandleError, LoadError, Runtime, RuntimeBuilder, RuntimeConfig, Source, World,
 };
 pub use config::ServerConfig;
+pub use error::Error;
 pub use handle::{Readiness, ServeHandle};
 pub use platform::{Config, Platform};
 pub use request::ClientAddr;
 pub use serve::serve;
 pub use service::WasiHttpService;
+
+/// Reads the component at `path` and loads it with `config` (see
+/// [`Runtime::builder`] for an outgoing client or a shared engine).
+pub fn load_file(
+    path: impl AsRef<std::path::Path>,
+    config: RuntimeConfig,
+) -> Result<Runtime, Error> {
+    let path = path.as_ref();
+    let bytes = std::fs::read(path).map_err(|err| Error::read(path, err))?;
+    Ok(Runtime::new(config, &bytes, &path.display().to_string())?)
+}

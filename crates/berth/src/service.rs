@@ -16,17 +16,44 @@ use http_body::Body;
 use http_body_util::BodyExt;
 use tracing::Instrument;
 
-use crate::admission::{Admission, AdmissionLimits};
+use crate::admission::{Admission, AdmissionLimits, Place};
 use crate::limits::{BodyLimits, LimitedBody, Tripwire};
 use crate::request::{HeadLimits, normalize};
 use crate::response::{
     AccessLog, Hold, ResponseBody, error_response, hold_head, needs_trailer_declaration, status_for,
 };
 
-/// Serves requests with a component. Cheap to clone; `Error = Infallible`
-/// (failures become HTTP responses).
+/// Serves requests with a component: a `tower::Service` for any hyper,
+/// axum or tower stack. Cheap to clone (one reference count); `Error =
+/// Infallible` (failures become HTTP responses); `Send + Sync + 'static`,
+/// and so are its futures.
+///
+/// `poll_ready` tells the truth about admission: it reserves one of the
+/// app's admission places (waiting at most the admission wait when all are
+/// taken), and `call` uses it; a `call` whose `poll_ready` found no place
+/// in time answers `503` with `Retry-After` at once. Callers that skip
+/// `poll_ready` (hyper's `service_fn`) are admitted in `call`, with the
+/// same wait and the same `503`.
+///
+/// ```no_run
+/// # fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let bytes = std::fs::read("app.wasm")?;
+/// let runtime = berth::Runtime::new(berth::RuntimeConfig::default(), &bytes, "app.wasm")?;
+/// let service = berth::WasiHttpService::new(runtime, "localhost:8080".parse()?)
+///     .with_body_limits(berth::limits::BodyLimits::default());
+/// // axum: Router::new().route_service("/app/{*rest}", service)
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug)]
 pub struct WasiHttpService {
+    inner: Arc<Inner>,
+    /// A place reserved by `poll_ready` for the next `call` (never cloned).
+    reservation: Reservation,
+}
+
+/// What every clone of a service shares.
+#[derive(Clone, Debug)]
+struct Inner {
     runtime: Runtime,
     scheme: Scheme,
     local_authority: Authority,
@@ -39,24 +66,61 @@ pub struct WasiHttpService {
     app_metrics: Option<crate::metrics::AppMetrics>,
 }
 
+/// Waiting for an admission place.
+type Admitting = Pin<Box<dyn Future<Output = Option<Place>> + Send>>;
+
+/// The admission place `poll_ready` took (or is waiting for).
+#[derive(Default)]
+struct Reservation {
+    /// Waiting for a place; behind a mutex only to be `Sync` (it is only
+    /// ever reached through `&mut`).
+    waiting: Option<std::sync::Mutex<Admitting>>,
+    /// Decided: a place, or `None` when none came in time (answer 503).
+    ready: Option<Option<Place>>,
+}
+
+impl Clone for Reservation {
+    /// A clone has reserved nothing: a place belongs to one `call`.
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl std::fmt::Debug for Reservation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reservation")
+            .field("waiting", &self.waiting.is_some())
+            .field("ready", &self.ready.as_ref().map(Option::is_some))
+            .finish()
+    }
+}
+
 impl WasiHttpService {
     /// A service for requests arriving over plain HTTP at `local_authority`
     /// (used as the authority of HTTP/1.0 requests without `Host`).
     pub fn new(runtime: Runtime, local_authority: Authority) -> Self {
         let places = usize::try_from(runtime.config().max_instances).unwrap_or(usize::MAX);
         let mut service = Self {
-            admission: Admission::new(AdmissionLimits::new(places)),
-            runtime,
-            scheme: Scheme::HTTP,
-            local_authority,
-            limits: BodyLimits::default(),
-            head_limits: HeadLimits::default(),
-            app: None,
-            metrics: None,
-            app_metrics: None,
+            inner: Arc::new(Inner {
+                admission: Admission::new(AdmissionLimits::new(places)),
+                runtime,
+                scheme: Scheme::HTTP,
+                local_authority,
+                limits: BodyLimits::default(),
+                head_limits: HeadLimits::default(),
+                app: None,
+                metrics: None,
+                app_metrics: None,
+            }),
+            reservation: Reservation::default(),
         };
         service.observe();
         service
+    }
+
+    /// This service's settings, to change (clones made before keep theirs).
+    fn settings(&mut self) -> &mut Inner {
+        Arc::make_mut(&mut self.inner)
     }
 
     /// Counts this service's requests in `metrics` (see
@@ -65,7 +129,7 @@ impl WasiHttpService {
     /// The runtime reports its instances, traps, limit hits and outgoing
     /// requests there too (it is shared by every clone of this service).
     pub fn with_metrics(mut self, metrics: crate::metrics::Metrics) -> Self {
-        self.metrics = Some(metrics);
+        self.settings().metrics = Some(metrics);
         self.observe();
         self
     }
@@ -73,20 +137,22 @@ impl WasiHttpService {
     /// Resolves the app's series and points the runtime's observer at them
     /// (and at trace propagation).
     fn observe(&mut self) {
-        self.app_metrics = self
+        let inner = self.settings();
+        inner.app_metrics = inner
             .metrics
             .as_ref()
-            .map(|m| m.for_app(self.app.as_deref().unwrap_or("-")));
-        self.runtime
+            .map(|m| m.for_app(inner.app.as_deref().unwrap_or("-")));
+        inner
+            .runtime
             .set_observer(Arc::new(crate::observer::AppObserver {
-                metrics: self.app_metrics.clone(),
+                metrics: inner.app_metrics.clone(),
             }));
     }
 
     /// Names the app this service answers for in the access log (a server
     /// routing between several apps sets it).
     pub fn with_app_name(mut self, name: Arc<str>) -> Self {
-        self.app = Some(name);
+        self.settings().app = Some(name);
         self.observe();
         self
     }
@@ -95,7 +161,7 @@ impl WasiHttpService {
     /// them requests get `503` with `Retry-After`. See [`crate::admission`].
     /// Clones made before this call keep the previous limits.
     pub fn with_admission(mut self, limits: AdmissionLimits) -> Self {
-        self.admission = Admission::new(limits);
+        self.settings().admission = Admission::new(limits);
         self
     }
 
@@ -103,31 +169,31 @@ impl WasiHttpService {
     /// see [`HeadLimits`]. [`crate::serve()`] sets them from its
     /// [`crate::ServerConfig`].
     pub fn with_head_limits(mut self, limits: HeadLimits) -> Self {
-        self.head_limits = limits;
+        self.settings().head_limits = limits;
         self
     }
 
     /// Sets the request body limits (size cap, idle timeout); see
     /// [`crate::limits`].
     pub fn with_body_limits(mut self, limits: BodyLimits) -> Self {
-        self.limits = limits;
+        self.settings().limits = limits;
         self
     }
 
     /// Sets the scheme requests arrive with (`https` behind TLS).
     pub fn with_scheme(mut self, scheme: Scheme) -> Self {
-        self.scheme = scheme;
+        self.settings().scheme = scheme;
         self
     }
 
     /// The runtime behind this service.
     pub fn runtime(&self) -> &Runtime {
-        &self.runtime
+        &self.inner.runtime
     }
 
     /// The metrics this service records into, if any.
     pub fn metrics(&self) -> Option<&crate::metrics::Metrics> {
-        self.metrics.as_ref()
+        self.inner.metrics.as_ref()
     }
 }
 
@@ -170,27 +236,73 @@ fn accepts_trailers<B>(request: &http::Request<B>) -> bool {
             .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
 }
 
-/// The future a [`WasiHttpService`] returns.
-pub type ResponseFuture =
-    Pin<Box<dyn Future<Output = Result<http::Response<ResponseBody>, Infallible>> + Send>>;
+/// The future a [`WasiHttpService`] (or a platform's
+/// [`Router`](crate::platform::Router)) returns: the response head, once
+/// the guest sent it (or the error response berth made). `Send + 'static`;
+/// dropping it before it resolves cancels the guest and frees its
+/// instance.
+#[must_use = "futures do nothing unless polled"]
+pub struct ResponseFuture {
+    inner: Pin<Box<dyn Future<Output = Result<http::Response<ResponseBody>, Infallible>> + Send>>,
+}
+
+impl ResponseFuture {
+    pub(crate) fn new(
+        future: impl Future<Output = Result<http::Response<ResponseBody>, Infallible>> + Send + 'static,
+    ) -> Self {
+        Self {
+            inner: Box::pin(future),
+        }
+    }
+}
+
+impl Future for ResponseFuture {
+    type Output = Result<http::Response<ResponseBody>, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.inner.as_mut().poll(cx)
+    }
+}
+
+impl std::fmt::Debug for ResponseFuture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
 
 impl<B> tower_service::Service<http::Request<B>> for WasiHttpService
 where
-    B: Body<Data = Bytes> + Send + Sync + 'static,
+    B: Body<Data = Bytes> + Send + 'static,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     type Response = http::Response<ResponseBody>;
     type Error = Infallible;
     type Future = ResponseFuture;
 
-    /// Always ready: admission is decided in `call` (see
-    /// [`crate::admission`]), where an overloaded request gets its `503`.
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+    /// Reserves an admission place for the next `call` (see
+    /// [`crate::admission`]): ready at once when one is free, else when
+    /// one frees up within the admission wait, else ready without one (the
+    /// `call` then answers `503` at once).
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        if self.reservation.ready.is_some() {
+            return Poll::Ready(Ok(()));
+        }
+        let waiting = self.reservation.waiting.get_or_insert_with(|| {
+            let admission = self.inner.admission.clone();
+            std::sync::Mutex::new(Box::pin(async move { admission.admit().await }))
+        });
+        let future = waiting
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let place = std::task::ready!(future.as_mut().poll(cx));
+        self.reservation.waiting = None;
+        self.reservation.ready = Some(place);
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
-        let this = self.clone();
+        let this = self.inner.clone();
+        let reserved = self.reservation.ready.take();
         // What clients and logs call this request (see crate::request_id);
         // the runtime numbers its requests itself.
         let rid = crate::request_id::for_request(request.headers());
@@ -237,7 +349,11 @@ where
                 let status = http::StatusCode::PAYLOAD_TOO_LARGE;
                 return Ok(error_response(status, &rid).map(|b| b.with_log(log, status)));
             }
-            let Some(place) = this.admission.admit().await else {
+            let place = match reserved {
+                Some(reserved) => reserved,
+                None => this.admission.admit().await,
+            };
+            let Some(place) = place else {
                 tracing::warn!(
                     request_id = &*rid,
                     "overloaded: every admission place is taken; answering 503"
@@ -250,7 +366,8 @@ where
             };
             let tripwire = Tripwire::default();
             let request = request.map(|body| {
-                let body = body.map_err(|e| body_error_code(&e)).boxed();
+                // Bodies need not be `Sync` (axum's is not).
+                let body = berth_http::body::SyncBody::new(body.map_err(|e| body_error_code(&e)));
                 berth_http::body::host_body(LimitedBody::new(body, this.limits, tripwire.clone()))
             });
             // The log's span: request id and app on every line logged while
@@ -309,7 +426,7 @@ where
                 }
             }
         };
-        Box::pin(async move {
+        ResponseFuture::new(async move {
             let result: Result<http::Response<ResponseBody>, Infallible> = response.await;
             let Ok(mut response) = result;
             if let Some(header) = header {
@@ -321,3 +438,13 @@ where
         })
     }
 }
+
+/// What the service promises embedders, checked at compile time.
+const _: () = {
+    const fn shareable<T: Clone + Send + Sync + 'static>() {}
+    const fn sendable<T: Send + 'static>() {}
+    shareable::<WasiHttpService>();
+    shareable::<crate::platform::Router>();
+    sendable::<ResponseFuture>();
+    sendable::<ResponseBody>();
+};

@@ -10,7 +10,6 @@ use std::process::ExitCode;
 use clap::Parser;
 
 mod commands;
-mod demo;
 mod logging;
 
 /// Serve WebAssembly HTTP components (wasi:http) fast and safely.

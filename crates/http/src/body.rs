@@ -41,6 +41,58 @@ where
     body.map_err(Into::into).boxed()
 }
 
+/// A body that is `Send` but not `Sync` (axum's, hyper's `Incoming` is
+/// both), made `Sync` so it can become a [`HostBody`]. It is only ever
+/// polled through `&mut`, so the mutex is never contended: it is there for
+/// the type system, and costs one uncontended check per frame.
+pub struct SyncBody<B>(std::sync::Mutex<Pin<Box<B>>>);
+
+impl<B> SyncBody<B> {
+    /// Wraps `body`.
+    pub fn new(body: B) -> Self {
+        Self(std::sync::Mutex::new(Box::pin(body)))
+    }
+
+    fn body(&mut self) -> Pin<&mut B> {
+        self.0
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_mut()
+    }
+}
+
+impl<B> std::fmt::Debug for SyncBody<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncBody").finish_non_exhaustive()
+    }
+}
+
+impl<B: Body> Body for SyncBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        self.body().poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0
+            .lock()
+            .map(|body| body.is_end_stream())
+            .unwrap_or(false)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.0
+            .lock()
+            .map(|body| body.size_hint())
+            .unwrap_or_default()
+    }
+}
+
 /// An empty [`HostBody`].
 pub fn empty_host_body() -> HostBody {
     http_body_util::Empty::new()

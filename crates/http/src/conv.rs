@@ -1,13 +1,11 @@
 //! Conversions shared by every `wasi:http` version.
 //!
 //! The `error-code`, `method` and `scheme` types are the same in 0.2 and 0.3,
-//! but bindgen generates one copy per version. [`wit_conversions!`] expands
+//! but bindgen generates one copy per version. `wit_conversions!` expands
 //! the conversions for a version module that has `wit` in scope naming its
 //! `wasi:http/types` bindings, so the mapping is written once.
 
 /// Maps each listed case of one enum to the same-named case of another.
-#[doc(hidden)]
-#[macro_export]
 macro_rules! same_cases {
     ($from:ident => $to:ident; $value:expr; [$($unit:ident),*]; [$($payload:ident),*]; $($rest:tt)*) => {
         match $value {
@@ -21,11 +19,9 @@ macro_rules! same_cases {
 /// `same_cases!` over the `error-code` cases that carry nothing or the same
 /// payload in the host and WIT types; `$rest` maps the others. One list
 /// serves both directions, so they cannot drift apart.
-#[doc(hidden)]
-#[macro_export]
 macro_rules! error_code_cases {
     ($from:ident => $to:ident; $value:expr; $($rest:tt)*) => {
-        $crate::same_cases!($from => $to; $value;
+        $crate::conv::same_cases!($from => $to; $value;
             [DnsTimeout, DestinationNotFound, DestinationUnavailable, DestinationIpProhibited,
              DestinationIpUnroutable, ConnectionRefused, ConnectionTerminated, ConnectionTimeout,
              ConnectionReadTimeout, ConnectionWriteTimeout, ConnectionLimitReached, TlsProtocolError,
@@ -43,15 +39,13 @@ macro_rules! error_code_cases {
 /// Expands `error_code_to_wit`, `error_code_from_wit`, `method_to_wit`,
 /// `method_from_wit`, `scheme_to_wit` and `scheme_from_wit` for the bindgen
 /// module named `wit` at the call site.
-#[doc(hidden)]
-#[macro_export]
 macro_rules! wit_conversions {
     () => {
         /// Converts a host error code to the WIT type.
         pub fn error_code_to_wit(code: $crate::error::ErrorCode) -> wit::ErrorCode {
             use $crate::error::ErrorCode as N;
             use wit::ErrorCode as W;
-            $crate::error_code_cases!(N => W; code;
+            $crate::conv::error_code_cases!(N => W; code;
                 N::DnsError(p) => W::DnsError(wit::DnsErrorPayload { rcode: p.rcode, info_code: p.info_code }),
                 N::TlsAlertReceived(p) => W::TlsAlertReceived(wit::TlsAlertReceivedPayload {
                     alert_id: p.alert_id,
@@ -68,7 +62,7 @@ macro_rules! wit_conversions {
         pub fn error_code_from_wit(code: wit::ErrorCode) -> $crate::error::ErrorCode {
             use $crate::error::ErrorCode as N;
             use wit::ErrorCode as W;
-            $crate::error_code_cases!(W => N; code;
+            $crate::conv::error_code_cases!(W => N; code;
                 W::DnsError(p) => N::DnsError($crate::error::DnsErrorPayload { rcode: p.rcode, info_code: p.info_code }),
                 W::TlsAlertReceived(p) => N::TlsAlertReceived($crate::error::TlsAlertPayload {
                     alert_id: p.alert_id,
@@ -155,3 +149,4 @@ macro_rules! wit_conversions {
         }
     };
 }
+pub(crate) use {error_code_cases, same_cases, wit_conversions};

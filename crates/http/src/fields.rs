@@ -266,8 +266,6 @@ pub fn hide_forbidden(mut map: HeaderMap) -> HeaderMap {
 /// same in 0.2 and 0.3 (all of them but 0.2's `entries` and 0.3's
 /// `copy-all` / `get-and-delete`), so both versions run one implementation.
 /// Needs `FieldMap`, `FieldsError` and `Resource` in scope.
-#[doc(hidden)]
-#[macro_export]
 macro_rules! shared_fields_methods {
     () => {
         fn new(&mut self) -> wasmtime::Result<Resource<FieldMap>> {
@@ -328,6 +326,7 @@ macro_rules! shared_fields_methods {
         }
     };
 }
+pub(crate) use shared_fields_methods;
 
 #[cfg(test)]
 mod tests {

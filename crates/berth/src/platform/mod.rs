@@ -32,7 +32,7 @@ use crate::limits::BodyLimits;
 use crate::routes::{Route, Routes};
 use crate::service::WasiHttpService;
 
-pub use router::{Router, RouterFuture};
+pub use router::Router;
 
 /// Everything a platform runs: the front door, the shared engine and the
 /// apps.

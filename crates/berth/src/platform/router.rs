@@ -3,8 +3,6 @@
 //! app until it ends, so a reload never moves a request between versions.
 
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -15,6 +13,7 @@ use http_body::Body;
 
 use super::Platform;
 use crate::response::{AccessLog, ResponseBody, error_response};
+use crate::service::ResponseFuture;
 
 /// Routes requests to the apps of a [`Platform`]: `404` when no route
 /// matches, `400` when the host is unusable (several `Host` headers, or
@@ -25,10 +24,6 @@ pub struct Router {
     /// The series of requests no app takes (`app="-"`).
     unrouted: crate::metrics::AppMetrics,
 }
-
-/// The future a [`Router`] returns.
-pub type RouterFuture =
-    Pin<Box<dyn Future<Output = Result<http::Response<ResponseBody>, Infallible>> + Send>>;
 
 impl Router {
     pub(crate) fn new(platform: Platform) -> Self {
@@ -41,7 +36,7 @@ impl Router {
         &self.platform
     }
 
-    fn refuse<B>(&self, request: &http::Request<B>, status: StatusCode) -> RouterFuture {
+    fn refuse<B>(&self, request: &http::Request<B>, status: StatusCode) -> ResponseFuture {
         let rid = crate::request_id::for_request(request.headers());
         let path = request
             .uri()
@@ -63,7 +58,7 @@ impl Router {
                 .headers_mut()
                 .insert(crate::request_id::HEADER, header);
         }
-        Box::pin(std::future::ready(Ok(response)))
+        ResponseFuture::new(std::future::ready(Ok(response)))
     }
 }
 
@@ -84,12 +79,12 @@ fn routing_host<B>(request: &http::Request<B>) -> Result<&str, ()> {
 
 impl<B> tower_service::Service<http::Request<B>> for Router
 where
-    B: Body<Data = Bytes> + Send + Sync + 'static,
+    B: Body<Data = Bytes> + Send + 'static,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     type Response = http::Response<ResponseBody>;
     type Error = Infallible;
-    type Future = RouterFuture;
+    type Future = ResponseFuture;
 
     /// Always ready: each app admits requests in its own `call`.
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
@@ -109,7 +104,7 @@ where
                 // response future is done with it.
                 let app = Arc::clone(app);
                 let response = tower_service::Service::call(&mut service, request);
-                Box::pin(async move {
+                ResponseFuture::new(async move {
                     let response = response.await;
                     drop(app);
                     response

@@ -12,6 +12,7 @@ mod failures;
 mod h2_abuse;
 mod hardening;
 mod interop;
+mod library;
 mod outbound;
 mod p3;
 mod platform;

@@ -10,7 +10,6 @@ use berth::routes::Route;
 use berth::{RuntimeConfig, ServerConfig};
 
 use super::args::{CacheArgs, GuestArgs, OutboundArgs};
-use crate::demo::DEMO_COMPONENT;
 
 /// Serve a wasi:http component (0.2 `proxy` or 0.3 `service`), a chain of
 /// wasi:http@0.3 middlewares in front of a service, or every app of a
@@ -333,7 +332,7 @@ impl ServeCommand {
         if components.is_empty() {
             components.push(ComponentSource::Bytes {
                 name: "the built-in demo component".to_owned(),
-                bytes: DEMO_COMPONENT.into(),
+                bytes: berth::demo::COMPONENT.into(),
             });
         }
         let name = self

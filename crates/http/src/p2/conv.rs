@@ -3,7 +3,7 @@
 use crate::error::HeaderError;
 use crate::p2::bindings::http::types as wit;
 
-crate::wit_conversions!();
+crate::conv::wit_conversions!();
 
 /// Converts a header error to the 0.2 WIT type. 0.2 has no size case: the
 /// caller traps instead (see [`crate::p2`] docs), so this returns `None` for it.

@@ -3,7 +3,7 @@
 use crate::error::HeaderError;
 use crate::p3::bindings::http::types as wit;
 
-crate::wit_conversions!();
+crate::conv::wit_conversions!();
 
 /// Converts a header error to the 0.3 WIT type (which, unlike 0.2, has a
 /// `size-exceeded` case).

@@ -73,7 +73,7 @@ impl wit::Host for HttpCtxView<'_> {
 }
 
 impl wit::HostFields for HttpCtxView<'_> {
-    crate::shared_fields_methods!();
+    crate::fields::shared_fields_methods!();
 
     fn entries(&mut self, fields: Resource<Fields>) -> wasmtime::Result<Vec<(String, Vec<u8>)>> {
         Ok(self.table.get(&fields)?.entries())

@@ -49,7 +49,7 @@ impl wit::Host for HttpCtxView<'_> {
 }
 
 impl wit::HostFields for HttpCtxView<'_> {
-    crate::shared_fields_methods!();
+    crate::fields::shared_fields_methods!();
 
     fn get_and_delete(
         &mut self,
