@@ -20,6 +20,7 @@ pub struct ClientAddr(pub std::net::SocketAddr);
 
 /// Why a request was refused before reaching the guest.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum RejectReason {
     /// No usable `Host` header on an HTTP/1.1 request, or several.
     #[error("missing or invalid Host header")]
@@ -111,7 +112,7 @@ fn host_header(headers: &HeaderMap) -> Result<Option<Authority>, RejectReason> {
 }
 
 /// Rewrites the request URI to absolute form.
-pub fn normalize<B>(
+pub(crate) fn normalize<B>(
     request: &mut Request<B>,
     listener_scheme: &Scheme,
     local_authority: &Authority,

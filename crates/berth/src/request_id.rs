@@ -23,7 +23,7 @@ pub const HEADER: &str = "x-request-id";
 pub const MAX_LEN: usize = 128;
 
 /// The client's id if usable, else a new one.
-pub fn for_request(headers: &HeaderMap) -> Arc<str> {
+pub(crate) fn for_request(headers: &HeaderMap) -> Arc<str> {
     let mut values = headers.get_all(HEADER).iter();
     match (values.next(), values.next()) {
         (Some(value), None) if usable(value.as_bytes()) => {
@@ -39,7 +39,7 @@ fn usable(id: &[u8]) -> bool {
 }
 
 /// A new id, unique in this process.
-pub fn generate() -> Arc<str> {
+pub(crate) fn generate() -> Arc<str> {
     static NONCE: OnceLock<u32> = OnceLock::new();
     static NEXT: AtomicU64 = AtomicU64::new(1);
     let nonce = NONCE.get_or_init(|| {

@@ -14,7 +14,7 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 
 /// The status a failed request is answered with.
-pub fn status_for(err: &HandleError) -> StatusCode {
+pub(crate) fn status_for(err: &HandleError) -> StatusCode {
     match err {
         _ if err.is_overload() => StatusCode::SERVICE_UNAVAILABLE,
         HandleError::Timeout(_) | HandleError::CpuLimit(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -46,8 +46,54 @@ fn status_for_guest_error(code: &ErrorCode) -> StatusCode {
     }
 }
 
+/// Renders the responses berth makes itself: `404` for no route, `413`,
+/// `503` for overload, `504` for a guest over its limits, `500` for a trap…
+/// An embedder's renderer replaces berth's short plain-text pages (to
+/// serve JSON problem details, or its own branding). Guest details never
+/// reach it (they stay in the log); `503` responses get `Retry-After`
+/// unless the page sets it, and every page gets `x-request-id`.
+///
+/// ```
+/// struct Json;
+/// impl berth::response::ErrorPage for Json {
+///     fn render(&self, status: http::StatusCode, request_id: &str) -> http::Response<bytes::Bytes> {
+///         let body = format!(r#"{{"status":{},"request_id":"{request_id}"}}"#, status.as_u16());
+///         let mut page = http::Response::new(bytes::Bytes::from(body));
+///         *page.status_mut() = status;
+///         page.headers_mut().insert("content-type", http::HeaderValue::from_static("application/json"));
+///         page
+///     }
+/// }
+/// ```
+pub trait ErrorPage: Send + Sync + 'static {
+    /// The response for `status` (the status of the returned response
+    /// is used as is) to the request berth knows as `request_id`.
+    fn render(&self, status: StatusCode, request_id: &str) -> http::Response<Bytes>;
+}
+
+/// The error page for `status`: `pages`' if given, else berth's own.
+pub(crate) fn error_page(
+    pages: Option<&std::sync::Arc<dyn ErrorPage>>,
+    status: StatusCode,
+    request_id: &str,
+) -> http::Response<ResponseBody> {
+    let Some(pages) = pages else {
+        return error_response(status, request_id);
+    };
+    let mut response = pages.render(status, request_id).map(ResponseBody::fixed);
+    if response.status() == StatusCode::SERVICE_UNAVAILABLE
+        && !response.headers().contains_key(http::header::RETRY_AFTER)
+    {
+        response.headers_mut().insert(
+            http::header::RETRY_AFTER,
+            http::HeaderValue::from_static(RETRY_AFTER_SECS),
+        );
+    }
+    response
+}
+
 /// A short plain-text error response. Guest details stay in the log.
-pub fn error_response(status: StatusCode, request_id: &str) -> http::Response<ResponseBody> {
+pub(crate) fn error_response(status: StatusCode, request_id: &str) -> http::Response<ResponseBody> {
     let reason = status.canonical_reason().unwrap_or("Error");
     let text = format!("{} {reason} (request {request_id})\n", status.as_u16());
     let mut response = http::Response::new(ResponseBody::fixed(Bytes::from(text)));
@@ -71,7 +117,7 @@ pub const RETRY_AFTER_SECS: &str = "1";
 
 /// What the access log line says about one request.
 #[derive(Debug)]
-pub struct AccessLog {
+pub(crate) struct AccessLog {
     request_id: std::sync::Arc<str>,
     /// The app that answered, when the server routes between several.
     app: Option<std::sync::Arc<str>>,
@@ -93,7 +139,7 @@ pub struct AccessLog {
 
 impl AccessLog {
     /// Starts the record of a request.
-    pub fn new(
+    pub(crate) fn new(
         request_id: std::sync::Arc<str>,
         method: Method,
         path: String,
@@ -118,7 +164,7 @@ impl AccessLog {
     }
 
     /// Records where the request came from and over which protocol.
-    pub fn with_client(
+    pub(crate) fn with_client(
         mut self,
         client: Option<std::net::SocketAddr>,
         version: http::Version,
@@ -144,7 +190,7 @@ impl AccessLog {
     }
 
     /// Names the app that answered.
-    pub fn with_app(mut self, app: Option<std::sync::Arc<str>>) -> Self {
+    pub(crate) fn with_app(mut self, app: Option<std::sync::Arc<str>>) -> Self {
         self.app = app;
         self
     }
@@ -262,21 +308,8 @@ pub struct ResponseBody {
 }
 
 impl ResponseBody {
-    /// A guest-written body.
-    pub fn guest(body: GuestBody) -> Self {
-        Self {
-            inner: Inner::Guest {
-                held: VecDeque::new(),
-                rest: Some(body),
-            },
-            log: None,
-            tripwire: None,
-            place: None,
-        }
-    }
-
     /// A fixed body.
-    pub fn fixed(bytes: Bytes) -> Self {
+    pub(crate) fn fixed(bytes: Bytes) -> Self {
         Self {
             inner: Inner::Fixed(Some(bytes)),
             log: None,
@@ -299,7 +332,7 @@ impl ResponseBody {
     }
 
     /// Attaches the access log record; `status` is what is being sent.
-    pub fn with_log(mut self, mut log: AccessLog, status: StatusCode) -> Self {
+    pub(crate) fn with_log(mut self, mut log: AccessLog, status: StatusCode) -> Self {
         log.status = status;
         log.expected = log.expected.or(self.size_hint().exact());
         self.log = Some(log);
@@ -394,7 +427,10 @@ pub const TRAILER_HOLD_BYTES: usize = 64 * 1024;
 /// the client accepts trailers (`TE: trailers`) and the guest neither
 /// declared them (`Trailer`) nor fixed the length (`Content-Length`, which
 /// rules out chunked framing and with it trailers).
-pub fn needs_trailer_declaration(request_te_trailers: bool, response: &http::HeaderMap) -> bool {
+pub(crate) fn needs_trailer_declaration(
+    request_te_trailers: bool,
+    response: &http::HeaderMap,
+) -> bool {
     request_te_trailers
         && !response.contains_key(http::header::TRAILER)
         && !response.contains_key(http::header::CONTENT_LENGTH)
@@ -402,7 +438,7 @@ pub fn needs_trailer_declaration(request_te_trailers: bool, response: &http::Hea
 
 /// How long [`hold_head`] holds a response head back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Hold {
+pub(crate) enum Hold {
     /// Until the body's first frame (or its end, or its failure).
     FirstFrame,
     /// Until the body ends, to declare the trailers it ended with (hyper's
@@ -420,7 +456,7 @@ pub enum Hold {
 /// then traps or drops its body unfinished). A body that is slower is sent
 /// as is; its later failure aborts the response, and with [`Hold::End`] its
 /// undeclared trailers are lost on HTTP/1.1 (HTTP/2 always carries them).
-pub async fn hold_head(
+pub(crate) async fn hold_head(
     response: http::Response<GuestBody>,
     request_id: &str,
     hold: Hold,

@@ -20,7 +20,8 @@ use crate::admission::{Admission, AdmissionLimits, Place};
 use crate::limits::{BodyLimits, LimitedBody, Tripwire};
 use crate::request::{HeadLimits, normalize};
 use crate::response::{
-    AccessLog, Hold, ResponseBody, error_response, hold_head, needs_trailer_declaration, status_for,
+    AccessLog, ErrorPage, Hold, ResponseBody, error_page, hold_head, needs_trailer_declaration,
+    status_for,
 };
 
 /// Serves requests with a component: a `tower::Service` for any hyper,
@@ -52,7 +53,7 @@ pub struct WasiHttpService {
 }
 
 /// What every clone of a service shares.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 struct Inner {
     runtime: Runtime,
     scheme: Scheme,
@@ -64,6 +65,22 @@ struct Inner {
     metrics: Option<crate::metrics::Metrics>,
     /// `metrics`' series of this app.
     app_metrics: Option<crate::metrics::AppMetrics>,
+    /// The embedder's error pages, if any.
+    error_pages: Option<Arc<dyn ErrorPage>>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WasiHttpService")
+            .field("runtime", &self.runtime)
+            .field("scheme", &self.scheme)
+            .field("local_authority", &self.local_authority)
+            .field("limits", &self.limits)
+            .field("head_limits", &self.head_limits)
+            .field("app", &self.app)
+            .field("error_pages", &self.error_pages.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Waiting for an admission place.
@@ -111,6 +128,7 @@ impl WasiHttpService {
                 app: None,
                 metrics: None,
                 app_metrics: None,
+                error_pages: None,
             }),
             reservation: Reservation::default(),
         };
@@ -177,6 +195,13 @@ impl WasiHttpService {
     /// [`crate::limits`].
     pub fn with_body_limits(mut self, limits: BodyLimits) -> Self {
         self.settings().limits = limits;
+        self
+    }
+
+    /// Renders the responses berth makes itself (`404`, `413`, `503`,
+    /// `504`, `500` …) with `pages` instead of berth's plain-text ones.
+    pub fn with_error_pages(mut self, pages: Arc<dyn ErrorPage>) -> Self {
+        self.settings().error_pages = Some(pages);
         self
     }
 
@@ -331,7 +356,8 @@ where
             {
                 tracing::debug!(request_id = &*rid, %reason, "request rejected");
                 let status = reason.status();
-                return Ok(error_response(status, &rid).map(|b| b.with_log(log, status)));
+                return Ok(error_page(this.error_pages.as_ref(), status, &rid)
+                    .map(|b| b.with_log(log, status)));
             }
             let te_trailers = accepts_trailers(&request);
             let declared = berth_http::body::content_length(request.headers())
@@ -347,7 +373,8 @@ where
                     metrics.limit_hit(crate::metrics::Limit::BodySize);
                 }
                 let status = http::StatusCode::PAYLOAD_TOO_LARGE;
-                return Ok(error_response(status, &rid).map(|b| b.with_log(log, status)));
+                return Ok(error_page(this.error_pages.as_ref(), status, &rid)
+                    .map(|b| b.with_log(log, status)));
             }
             let place = match reserved {
                 Some(reserved) => reserved,
@@ -362,7 +389,8 @@ where
                     metrics.admission_rejected();
                 }
                 let status = http::StatusCode::SERVICE_UNAVAILABLE;
-                return Ok(error_response(status, &rid).map(|b| b.with_log(log, status)));
+                return Ok(error_page(this.error_pages.as_ref(), status, &rid)
+                    .map(|b| b.with_log(log, status)));
             };
             let tripwire = Tripwire::default();
             let request = request.map(|body| {
@@ -385,7 +413,8 @@ where
                     ?broken,
                     "request body broke a limit: answering {status}"
                 );
-                return Ok(error_response(status, &rid).map(|b| b.with_log(log, status)));
+                return Ok(error_page(this.error_pages.as_ref(), status, &rid)
+                    .map(|b| b.with_log(log, status)));
             }
             match result {
                 Ok(response) => {
@@ -415,14 +444,16 @@ where
                                 error = %code,
                                 "response body failed before the head was sent: answering {status}"
                             );
-                            Ok(error_response(status, &rid).map(|b| b.with_log(log, status)))
+                            Ok(error_page(this.error_pages.as_ref(), status, &rid)
+                                .map(|b| b.with_log(log, status)))
                         }
                     }
                 }
                 Err(err) => {
                     let status = status_for(&err);
                     tracing::error!(request_id = &*rid, error = %err, "request failed: answering {status}");
-                    Ok(error_response(status, &rid).map(|b| b.with_log(log, status)))
+                    Ok(error_page(this.error_pages.as_ref(), status, &rid)
+                        .map(|b| b.with_log(log, status)))
                 }
             }
         };

@@ -29,6 +29,7 @@ pub const DEFAULT_RELOAD_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Why a certificate and key could not be used; names the file.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TlsError {
     /// A file could not be read.
     #[error("cannot read {path}: {source}")]

@@ -152,6 +152,7 @@ pub fn guest_body(content_length: Option<u64>, kind: BodyKind) -> (BodyWriter, G
 
 /// Why a write to a guest body failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum WriteError {
     /// The reader went away (the client disconnected or hyper dropped the
     /// body, e.g. for a `HEAD` response).

@@ -83,22 +83,52 @@ pub enum ErrorCode {
 }
 
 impl fmt::Display for ErrorCode {
+    /// The WIT case name (`HTTP-request-denied`, `connection-refused`, …)
+    /// and what its payload says, if anything.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = self.wit_name();
+        let field = |f: &mut fmt::Formatter<'_>, p: &FieldSizePayload| match (
+            &p.field_name,
+            p.field_size,
+        ) {
+            (Some(n), Some(size)) => write!(f, "{name} ({n}: {size} bytes)"),
+            (Some(n), None) => write!(f, "{name} ({n})"),
+            (None, Some(size)) => write!(f, "{name} ({size} bytes)"),
+            (None, None) => f.write_str(name),
+        };
         match self {
             ErrorCode::InternalError(Some(msg)) => write!(f, "internal error: {msg}"),
-            ErrorCode::HttpRequestBodySize(Some(n)) => {
-                write!(
-                    f,
-                    "HTTP request body size does not match its Content-Length ({n} bytes written)"
-                )
-            }
-            ErrorCode::HttpResponseBodySize(Some(n)) => {
-                write!(
-                    f,
-                    "HTTP response body size does not match its Content-Length ({n} bytes written)"
-                )
-            }
-            other => write!(f, "{other:?}"),
+            ErrorCode::HttpRequestBodySize(Some(n)) => write!(
+                f,
+                "HTTP request body size does not match its Content-Length ({n} bytes written)"
+            ),
+            ErrorCode::HttpResponseBodySize(Some(n)) => write!(
+                f,
+                "HTTP response body size does not match its Content-Length ({n} bytes written)"
+            ),
+            ErrorCode::DnsError(p) => match (&p.rcode, p.info_code) {
+                (Some(rcode), Some(info)) => write!(f, "{name} ({rcode}, info code {info})"),
+                (Some(rcode), None) => write!(f, "{name} ({rcode})"),
+                (None, Some(info)) => write!(f, "{name} (info code {info})"),
+                (None, None) => f.write_str(name),
+            },
+            ErrorCode::TlsAlertReceived(p) => match (p.alert_id, &p.alert_message) {
+                (Some(id), Some(msg)) => write!(f, "{name} ({id}: {msg})"),
+                (Some(id), None) => write!(f, "{name} ({id})"),
+                (None, Some(msg)) => write!(f, "{name} ({msg})"),
+                (None, None) => f.write_str(name),
+            },
+            ErrorCode::HttpRequestHeaderSize(Some(p)) => field(f, p),
+            ErrorCode::HttpRequestTrailerSize(p)
+            | ErrorCode::HttpResponseHeaderSize(p)
+            | ErrorCode::HttpResponseTrailerSize(p) => field(f, p),
+            ErrorCode::HttpRequestHeaderSectionSize(Some(n))
+            | ErrorCode::HttpRequestTrailerSectionSize(Some(n))
+            | ErrorCode::HttpResponseHeaderSectionSize(Some(n))
+            | ErrorCode::HttpResponseTrailerSectionSize(Some(n)) => write!(f, "{name} ({n} bytes)"),
+            ErrorCode::HttpResponseTransferCoding(Some(coding))
+            | ErrorCode::HttpResponseContentCoding(Some(coding)) => write!(f, "{name} ({coding})"),
+            _ => f.write_str(name),
         }
     }
 }
@@ -185,6 +215,7 @@ impl ErrorCode {
 /// Errors from `fields` operations, mirroring the WIT `header-error` plus the
 /// size case that 0.3 has and 0.2 lacks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum HeaderError {
     /// A name is not a token or a value contains CR, LF, NUL or another
     /// control byte.
@@ -209,6 +240,7 @@ pub type HttpResult<T> = Result<T, HttpError>;
 
 /// An `error-code` for the guest, or a trap.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum HttpError {
     /// Returned to the guest.
     Code(ErrorCode),
@@ -236,6 +268,7 @@ impl From<wasmtime::Error> for HttpError {
 
 /// A `header-error` for the guest, or a trap.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum FieldsError {
     /// Returned to the guest.
     Header(HeaderError),

@@ -10,6 +10,7 @@ use rustls_pki_types::pem::PemObject;
 
 /// Why the TLS configuration could not be built.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TlsConfigError {
     /// A CA file could not be read or holds no certificate.
     #[error("CA file {path}: {reason}")]

@@ -44,6 +44,7 @@ pub struct CommandConfig {
 
 /// Why a command could not run to its end.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RunError {
     /// The component could not be loaded.
     #[error(transparent)]

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 /// Why a component could not be loaded.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum LoadError {
     /// The engine could not be configured.
     #[error("could not configure the WebAssembly engine: {0}")]

@@ -41,6 +41,7 @@ pub const CACHE_VARIANT: &str = "pre-init-v1";
 
 /// Why a component could not be pre-initialised.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PreInitError {
     /// The component has no `wizer-initialize: func()` export.
     #[error(

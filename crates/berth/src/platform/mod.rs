@@ -248,8 +248,8 @@ pub struct Platform {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
 struct Inner {
+    options: PlatformOptions,
     engines: Engines,
     metrics: crate::metrics::Metrics,
     cache_dir: Option<PathBuf>,
@@ -258,6 +258,67 @@ struct Inner {
     table: ArcSwap<Table>,
     /// One reload at a time.
     reloading: Mutex<()>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Platform")
+            .field("options", &self.options)
+            .field("engines", &self.engines)
+            .field("cache_dir", &self.cache_dir)
+            .field("local_authority", &self.local_authority)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Makes an app's outgoing client from its config (see
+/// [`PlatformOptions::clients`]).
+pub type ClientFactory =
+    Arc<dyn Fn(&AppConfig) -> Arc<dyn berth_http::OutboundClient> + Send + Sync>;
+
+/// What an embedder brings to a [`Platform`] besides its config.
+///
+/// ```
+/// # use std::sync::Arc;
+/// let options = berth::platform::PlatformOptions::default().clients(Arc::new(|app| {
+///     // One client per app; here berth's own with the app's policy.
+///     let client = berth::outbound::DefaultClient::new(app.outbound.clone())
+///         .expect("valid CA files");
+///     Arc::new(client) as Arc<dyn berth::http_host::OutboundClient>
+/// }));
+/// ```
+#[derive(Clone, Default)]
+pub struct PlatformOptions {
+    clients: Option<ClientFactory>,
+    error_pages: Option<Arc<dyn crate::response::ErrorPage>>,
+}
+
+impl std::fmt::Debug for PlatformOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlatformOptions")
+            .field("clients", &self.clients.is_some())
+            .field("error_pages", &self.error_pages.is_some())
+            .finish()
+    }
+}
+
+impl PlatformOptions {
+    /// Gives each app the outgoing client `factory` makes (called when the
+    /// app is built, and again on each reload that rebuilds it) instead of
+    /// berth's [`DefaultClient`](berth_outbound::DefaultClient) configured
+    /// from the app's `outbound` settings. berth still counts and traces
+    /// every request it sends.
+    pub fn clients(mut self, factory: ClientFactory) -> Self {
+        self.clients = Some(factory);
+        self
+    }
+
+    /// Renders the responses berth makes itself, for every app and for
+    /// requests no route takes (see [`crate::response::ErrorPage`]).
+    pub fn error_pages(mut self, pages: Arc<dyn crate::response::ErrorPage>) -> Self {
+        self.error_pages = Some(pages);
+        self
+    }
 }
 
 /// What a reload changed.
@@ -275,12 +336,23 @@ impl Platform {
     /// Builds every app of `config` (in parallel, through the compilation
     /// cache) on fresh shared engines. `local_authority` is the listener's
     /// address (the authority of HTTP/1.0 requests without `Host`).
-    pub fn build(mut config: Config, local_authority: Authority) -> Result<Self, BuildError> {
+    pub fn build(config: Config, local_authority: Authority) -> Result<Self, BuildError> {
+        Self::build_with(config, local_authority, PlatformOptions::default())
+    }
+
+    /// Like [`build`](Self::build), with an embedder's outgoing clients or
+    /// error pages.
+    pub fn build_with(
+        mut config: Config,
+        local_authority: Authority,
+        options: PlatformOptions,
+    ) -> Result<Self, BuildError> {
         config.validate().map_err(BuildError::Invalid)?;
         let largest = config.apps.iter().map(|a| a.runtime.memory_limit).max();
         config.engine.max_memory = config.engine.max_memory.max(largest.unwrap_or(0));
         let engines = Engines::new(config.engine.clone());
         let inner = Inner {
+            options,
             engines,
             metrics: crate::metrics::Metrics::new(),
             cache_dir: config.cache_dir.clone(),
@@ -309,6 +381,11 @@ impl Platform {
         let result = self.swap(config);
         self.inner.metrics.reloaded(result.is_ok());
         result
+    }
+
+    /// The embedder's error pages, if any.
+    pub(crate) fn error_pages(&self) -> Option<&Arc<dyn crate::response::ErrorPage>> {
+        self.inner.options.error_pages.as_ref()
     }
 
     /// The metrics of every app (served at the admin listener's
@@ -470,19 +547,25 @@ impl Platform {
         let mut runtime_config = config.runtime.clone();
         runtime_config.cache_dir.clone_from(&self.inner.cache_dir);
         runtime_config.max_instances = self.inner.engines.config().max_instances;
-        let client = berth_outbound::DefaultClient::new(config.outbound.clone())
-            .map_err(AppError::Outbound)?;
         let name: Arc<str> = Arc::from(config.name.as_str());
-        self.inner
-            .metrics
-            .track_pool(name.clone(), client.pool_gauge());
+        let client: Arc<dyn berth_http::OutboundClient> = match &self.inner.options.clients {
+            Some(factory) => factory(config),
+            None => {
+                let client = berth_outbound::DefaultClient::new(config.outbound.clone())
+                    .map_err(AppError::Outbound)?;
+                self.inner
+                    .metrics
+                    .track_pool(name.clone(), client.pool_gauge());
+                Arc::new(client)
+            }
+        };
         let sources: Vec<Source<'_>> = bytes
             .iter()
             .map(|(bytes, what)| Source { bytes, what })
             .collect();
         let runtime = Runtime::builder(runtime_config)
             .engines(self.inner.engines.clone())
-            .outbound(Arc::new(client))
+            .outbound(client)
             .build_chain(&sources)?;
         let mut service = WasiHttpService::new(runtime, self.inner.local_authority.clone())
             .with_body_limits(config.body_limits)
@@ -492,6 +575,9 @@ impl Platform {
             .with_metrics(self.inner.metrics.clone());
         if self.inner.server.tls.is_some() {
             service = service.with_scheme(http::uri::Scheme::HTTPS);
+        }
+        if let Some(pages) = &self.inner.options.error_pages {
+            service = service.with_error_pages(pages.clone());
         }
         tracing::info!(app = %name, routes = ?config.routes.iter().map(ToString::to_string).collect::<Vec<_>>(), "app ready");
         Ok(App {

@@ -12,7 +12,7 @@ use http::StatusCode;
 use http_body::Body;
 
 use super::Platform;
-use crate::response::{AccessLog, ResponseBody, error_response};
+use crate::response::{AccessLog, ResponseBody, error_page};
 use crate::service::ResponseFuture;
 
 /// Routes requests to the apps of a [`Platform`]: `404` when no route
@@ -52,7 +52,8 @@ impl Router {
         let log = AccessLog::new(rid.clone(), request.method().clone(), path, Instant::now())
             .with_client(client, request.version())
             .with_metrics(Some(self.unrouted.clone()));
-        let mut response = error_response(status, &rid).map(|body| body.with_log(log, status));
+        let pages = self.platform.error_pages();
+        let mut response = error_page(pages, status, &rid).map(|body| body.with_log(log, status));
         if let Ok(header) = http::HeaderValue::from_str(&rid) {
             response
                 .headers_mut()

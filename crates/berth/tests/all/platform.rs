@@ -52,11 +52,17 @@ pub struct PlatformServer {
 
 impl PlatformServer {
     pub async fn start(config: Config) -> Self {
+        Self::start_with(config, berth::platform::PlatformOptions::default()).await
+    }
+
+    /// Like [`PlatformServer::start`], with an embedder's options.
+    pub async fn start_with(config: Config, options: berth::platform::PlatformOptions) -> Self {
         count_panics();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = config.server.clone();
-        let platform = Platform::build(config, addr.to_string().parse().unwrap()).unwrap();
+        let platform =
+            Platform::build_with(config, addr.to_string().parse().unwrap(), options).unwrap();
         let handle = berth::ServeHandle::spawn(listener, platform.router(), server).unwrap();
         Self {
             addr,
@@ -713,5 +719,63 @@ async fn guest_output_over_the_apps_rate_is_dropped_and_counted() {
     let noisy = dropped("noisy");
     assert!((30.0..60.0).contains(&noisy), "{noisy} dropped:\n{text}");
     assert_eq!(dropped("quiet"), 0.0, "{text}");
+    server.stop().await;
+}
+
+/// An embedder's outgoing client (here: answers every request itself,
+/// naming the app it was made for) and error pages, for every app.
+#[tokio::test]
+async fn an_embedders_clients_and_error_pages_serve_every_app() {
+    use berth::http_host::outbound::{RequestTimeouts, ResponseFuture};
+    use berth::http_host::{ErrorCode, HostBody, OutboundClient};
+    use std::sync::Arc;
+
+    struct Canned(String);
+    impl OutboundClient for Canned {
+        fn send(&self, request: http::Request<HostBody>, _: RequestTimeouts) -> ResponseFuture {
+            let text = format!("{} answered {}\n", self.0, request.uri().path());
+            Box::pin(async move {
+                let body = http_body_util::Full::new(bytes::Bytes::from(text))
+                    .map_err(|never: std::convert::Infallible| -> ErrorCode { match never {} });
+                Ok(http::Response::new(berth::http_host::body::host_body(body)))
+            })
+        }
+    }
+    struct Json;
+    impl berth::response::ErrorPage for Json {
+        fn render(
+            &self,
+            status: http::StatusCode,
+            request_id: &str,
+        ) -> http::Response<bytes::Bytes> {
+            let body = format!("{{\"status\":{},\"id\":\"{request_id}\"}}", status.as_u16());
+            let mut page = http::Response::new(bytes::Bytes::from(body));
+            *page.status_mut() = status;
+            page
+        }
+    }
+    let options = berth::platform::PlatformOptions::default()
+        .clients(Arc::new(|app: &AppConfig| {
+            Arc::new(Canned(app.name.clone())) as Arc<dyn OutboundClient>
+        }))
+        .error_pages(Arc::new(Json));
+    let mut proxy = app("proxy", &["proxy"], &["proxy.test"]);
+    proxy.runtime.env = vec![("UPSTREAM".into(), "http://upstream.test".into())];
+    let server = PlatformServer::start_with(
+        config(vec![proxy, app("suite", &["suite"], &["a.test"])]),
+        options,
+    )
+    .await;
+    // No allow-list needed: the embedder's client decides.
+    assert_eq!(
+        server.get(Proto::H1, "proxy.test", "/x").await,
+        (200, "proxy answered /x\n".into())
+    );
+    let (status, page) = server.get(Proto::H2, "nowhere.test", "/").await;
+    assert_eq!(status, 404);
+    assert!(page.starts_with("{\"status\":404,\"id\":\""), "{page}");
+    let (status, page) = server.get(Proto::H1, "a.test", "/trap").await;
+    assert_eq!(status, 500);
+    assert!(page.starts_with("{\"status\":500,"), "{page}");
     server.stop().await;
 }

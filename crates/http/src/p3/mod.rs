@@ -46,6 +46,7 @@ pub use self::types::{Request, RequestOptions, Response};
 
 /// A `request-options-error` for the guest, or a trap.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum OptionsError {
     /// The options are the read-only view of a request's options.
     Immutable,
