@@ -39,6 +39,16 @@ cargo fmt --all --check
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "the library without its default features (no rustls)"
+# An embedder that brings its own outgoing client and terminates TLS
+# elsewhere compiles no rustls at all.
+if cargo tree -p berth --no-default-features -e normal --locked | grep -q rustls; then
+  echo "rustls is still a dependency of berth --no-default-features" >&2
+  exit 1
+fi
+cargo clippy -p berth --no-default-features --locked --quiet -- -D warnings
+cargo clippy -p berth --no-default-features --features tls --locked --quiet -- -D warnings
+
 step "cargo test"
 cargo test --workspace --locked
 

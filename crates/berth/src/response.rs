@@ -416,8 +416,7 @@ impl Body for ResponseBody {
 
 /// Longest the head of a response is held back: to learn whether its body
 /// fails at once (then the client gets an error response instead of a
-/// silent close) and, on HTTP/1.1, the names of undeclared trailers (see
-/// [`hold_head`]).
+/// silent close) and, on HTTP/1.1, the names of undeclared trailers.
 pub const HEAD_HOLD_TIME: Duration = Duration::from_millis(200);
 
 /// Most body bytes read ahead while the head is held for trailers.

@@ -279,6 +279,9 @@ pub(crate) async fn run(
                 conn.run(stream).await;
                 drop((open, permit));
             }),
+            #[cfg(not(feature = "tls"))]
+            Some(tls) => tls.unreachable(),
+            #[cfg(feature = "tls")]
             Some(tls) => {
                 let metrics = metrics.clone();
                 tasks.spawn(async move {

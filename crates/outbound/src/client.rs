@@ -10,16 +10,21 @@ use berth_http::{ErrorCode, HostBody, OutboundClient, RequestTimeouts};
 use http::uri::Scheme;
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+#[cfg(feature = "tls")]
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::body::UpstreamBody;
 use crate::config::{OutboundConfig, Timeouts};
 use crate::dial::{Dial, Resolve, SystemResolver, TcpDialer};
-use crate::error::{connect_error, dns_error, request_error, tls_error};
+#[cfg(feature = "tls")]
+use crate::error::tls_error;
+use crate::error::{connect_error, dns_error, request_error};
 use crate::policy::EgressPolicy;
 use crate::pool::{Origin, Pool, Sender};
-use crate::tls::{LazyConnector, TlsConfigError};
+#[cfg(feature = "tls")]
+use crate::tls::LazyConnector;
+use crate::tls::TlsConfigError;
 
 /// Largest response head accepted from an upstream (64 KiB).
 pub const MAX_RESPONSE_HEAD: usize = 64 * 1024;
@@ -43,6 +48,7 @@ struct Inner {
     /// Per-origin locks held while connecting to an HTTP/2 origin.
     connecting: Mutex<HashMap<Origin, Arc<tokio::sync::Mutex<()>>>>,
     policy: EgressPolicy,
+    #[cfg(feature = "tls")]
     tls: LazyConnector,
     pool: Pool,
     resolver: Arc<dyn Resolve>,
@@ -73,7 +79,10 @@ impl DefaultClient {
         // With an empty allow-list no connection can ever be made: do not
         // spend start-up CPU on the certificate store.
         let warm_up = !config.allow.is_empty();
+        #[cfg(feature = "tls")]
         let tls = LazyConnector::new(&config.ca_files, config.system_roots, warm_up)?;
+        #[cfg(not(feature = "tls"))]
+        let _ = warm_up;
         Ok(Self {
             inner: Arc::new(Inner {
                 h2_origins: Mutex::new(HashSet::new()),
@@ -81,6 +90,7 @@ impl DefaultClient {
                 policy: EgressPolicy::new(config.allow.clone()),
                 h2c: EgressPolicy::new(config.h2c_hosts.clone()),
                 pool: Pool::new(config.pool_idle_timeout, config.max_connections_per_origin),
+                #[cfg(feature = "tls")]
                 tls,
                 resolver,
                 dialer,
@@ -262,6 +272,16 @@ impl Inner {
         };
         let connect_and_handshake = async {
             let tcp = dial.await?;
+            #[cfg(not(feature = "tls"))]
+            if origin.https {
+                drop(tcp);
+                tracing::info!(
+                    host = %origin.host,
+                    "outgoing HTTPS refused: berth-outbound was built without its `tls` feature"
+                );
+                return Err(ErrorCode::ConfigurationError);
+            }
+            #[cfg(feature = "tls")]
             if origin.https {
                 let name = ServerName::try_from(origin.host.clone())
                     .map_err(|_| ErrorCode::HttpRequestUriInvalid)?;
@@ -275,11 +295,10 @@ impl Inner {
                 if h2 {
                     lock(&self.h2_origins).insert(origin.clone());
                 }
-                handshake(tls, h2).await
-            } else {
-                let h2 = self.h2c_allowed(origin);
-                handshake(tcp, h2).await
+                return handshake(tls, h2).await;
             }
+            let h2 = self.h2c_allowed(origin);
+            handshake(tcp, h2).await
         };
         tokio::time::timeout(timeouts.connect, connect_and_handshake)
             .await

@@ -2,7 +2,9 @@
 
 use std::io;
 
-use berth_http::{ErrorCode, error::DnsErrorPayload, error::TlsAlertPayload};
+#[cfg(feature = "tls")]
+use berth_http::error::TlsAlertPayload;
+use berth_http::{ErrorCode, error::DnsErrorPayload};
 
 /// A DNS lookup failure. getaddrinfo reports no rcode, so the common
 /// messages are translated to the rcode they stand for.
@@ -35,6 +37,7 @@ pub(crate) fn connect_error(err: &io::Error) -> ErrorCode {
 }
 
 /// A TLS handshake failure (rustls errors arrive wrapped in io::Error).
+#[cfg(feature = "tls")]
 pub(crate) fn tls_error(err: &io::Error) -> ErrorCode {
     let rustls_err = err
         .get_ref()

@@ -48,6 +48,19 @@ pub use engine::{EngineConfig, Engines};
 pub use error::{HandleError, LoadError};
 
 /// A loaded component ready to serve requests. Cheap to clone.
+///
+/// ```no_run
+/// # fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use berth_runtime::{EngineConfig, Engines, Runtime, RuntimeConfig};
+/// let config = RuntimeConfig::default();
+/// // Two apps on one engine, epoch ticker and instance pool.
+/// let engines = Engines::new(EngineConfig::of(&config));
+/// let shop = Runtime::builder(config.clone())
+///     .engines(engines.clone())
+///     .build(&std::fs::read("shop.wasm")?, "shop.wasm")?;
+/// let site = Runtime::builder(config).engines(engines).build(&std::fs::read("site.wasm")?, "site.wasm")?;
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug)]
 pub struct Runtime {
     inner: Arc<Shared>,

@@ -13,7 +13,7 @@ use wasmtime::component::{HasData, Linker};
 #[allow(missing_docs, reason = "bindgen-generated code")]
 mod generated {
     wasmtime::component::bindgen!({
-        path: "../../wit/config",
+        path: "wit/config",
         world: "wasi:config/imports",
         imports: { default: trappable },
     });

@@ -99,6 +99,13 @@ fn instantiation_histogram() -> Histogram {
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// A metrics registry and its families. Cheap to clone.
+///
+/// ```
+/// let metrics = berth::metrics::Metrics::new();
+/// // service = service.with_metrics(metrics.clone());
+/// let text = metrics.encode(); // what GET /metrics answers
+/// assert!(text.contains("berth_connections_open 0"));
+/// ```
 #[derive(Debug, Clone)]
 pub struct Metrics {
     inner: Arc<Inner>,
@@ -113,6 +120,7 @@ struct Inner {
     rejections: Family<AppLabels, Counter>,
     reloads: Family<ResultLabels, Counter>,
     connections: Gauge,
+    #[cfg_attr(not(feature = "tls"), allow(dead_code, reason = "counted by TLS only"))]
     handshake_failures: Family<ReasonLabels, Counter>,
     instances_live: Family<AppLabels, Gauge>,
     instances_created: Family<AppLabels, Counter>,
@@ -310,6 +318,7 @@ impl Metrics {
         OpenConnection(self.inner.connections.clone())
     }
 
+    #[cfg(feature = "tls")]
     pub(crate) fn tls_handshake_failed(&self, reason: &str) {
         let labels = ReasonLabels {
             reason: reason.to_owned(),

@@ -35,7 +35,22 @@ use crate::service::WasiHttpService;
 pub use router::Router;
 
 /// Everything a platform runs: the front door, the shared engine and the
-/// apps.
+/// apps. Read one from a TOML file ([`file::load`]) or fill it in code:
+///
+/// ```
+/// use berth::platform::{AppConfig, ComponentSource, Config};
+/// let mut config = Config::default();
+/// config.apps.push(AppConfig {
+///     name: "demo".into(),
+///     components: vec![ComponentSource::Bytes {
+///         name: "the built-in demo".into(),
+///         bytes: berth::demo::COMPONENT.into(),
+///     }],
+///     routes: vec![berth::routes::Route::parse("*").unwrap()],
+///     ..AppConfig::default()
+/// });
+/// assert!(config.validate().is_ok());
+/// ```
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The front door (listener, TLS, connection limits).
@@ -104,6 +119,37 @@ pub struct AppConfig {
     pub admission: AdmissionLimits,
     /// Where its guests may send requests, and how.
     pub outbound: berth_outbound::OutboundConfig,
+}
+
+impl Default for Config {
+    /// The default front door and engine, no apps.
+    fn default() -> Self {
+        let runtime = RuntimeConfig::default();
+        Self {
+            server: ServerConfig::default(),
+            engine: EngineConfig::of(&runtime),
+            cache_dir: None,
+            apps: Vec::new(),
+        }
+    }
+}
+
+impl Default for AppConfig {
+    /// No name, component or route yet; every limit at its default;
+    /// admission places as many as the default instance pool; no egress.
+    fn default() -> Self {
+        let runtime = RuntimeConfig::default();
+        let places = usize::try_from(runtime.max_instances).unwrap_or(usize::MAX);
+        Self {
+            name: String::new(),
+            components: Vec::new(),
+            routes: Vec::new(),
+            runtime,
+            body_limits: BodyLimits::default(),
+            admission: AdmissionLimits::new(places),
+            outbound: berth_outbound::OutboundConfig::default(),
+        }
+    }
 }
 
 impl Config {
@@ -243,6 +289,17 @@ pub(crate) struct Table {
 
 /// Every app of a config on shared engines, behind a routing table that
 /// [`reload`](Self::reload) swaps atomically. Cheap to clone.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), berth::Error> {
+/// let config = berth::platform::file::load("berth.toml".as_ref())
+///     .map_err(|err| { eprintln!("{err}"); std::process::exit(1) }).unwrap();
+/// let server = config.server.clone();
+/// let platform = berth::Platform::build(config, "localhost:8080".parse().unwrap())?;
+/// let handle = berth::ServeHandle::bind(server.addr, platform.router(), server).await?;
+/// // later: platform.reload(berth::platform::file::load("berth.toml".as_ref()).unwrap())?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Platform {
     inner: Arc<Inner>,

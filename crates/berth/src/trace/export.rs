@@ -200,6 +200,9 @@ type Connection = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 struct Sender {
     config: TraceConfig,
     connection: Option<Connection>,
+    /// The endpoint is https.
+    https: bool,
+    #[cfg(feature = "default-client")]
     tls: Option<berth_outbound::tls::LazyConnector>,
     /// When the last failure was logged (failures are logged once a minute).
     last_warning: Option<Instant>,
@@ -207,15 +210,18 @@ struct Sender {
 
 impl Sender {
     fn new(config: TraceConfig) -> Self {
-        let tls = if config.endpoint.scheme() == Some(&http::uri::Scheme::HTTPS) {
-            berth_outbound::tls::LazyConnector::new(&[] as &[&std::path::Path], true, false).ok()
-        } else {
-            None
-        };
+        let https = config.endpoint.scheme() == Some(&http::uri::Scheme::HTTPS);
         Self {
+            #[cfg(feature = "default-client")]
+            tls: https
+                .then(|| {
+                    berth_outbound::tls::LazyConnector::new(&[] as &[&std::path::Path], true, false)
+                        .ok()
+                })
+                .flatten(),
+            https,
             config,
             connection: None,
-            tls,
             last_warning: None,
         }
     }
@@ -297,26 +303,26 @@ impl Sender {
     async fn connect(&self) -> Result<Connection, String> {
         let endpoint = &self.config.endpoint;
         let host = endpoint.host().ok_or("the endpoint has no host")?;
-        let https = self.tls.is_some();
-        let port = endpoint.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let port = endpoint
+            .port_u16()
+            .unwrap_or(if self.https { 443 } else { 80 });
         let host = host.trim_start_matches('[').trim_end_matches(']');
         let tcp = tokio::net::TcpStream::connect((host, port))
             .await
             .map_err(|e| format!("cannot connect to {host}:{port}: {e}"))?;
         let _ = tcp.set_nodelay(true);
-        match &self.tls {
-            None => handshake(tcp).await,
-            Some(tls) => {
-                let name = rustls_pki_types::ServerName::try_from(host.to_owned())
-                    .map_err(|e| format!("{host}: {e}"))?;
-                let stream = tls
-                    .get()
-                    .connect(name, tcp)
-                    .await
-                    .map_err(|e| format!("TLS with {host}: {e}"))?;
-                handshake(stream).await
-            }
+        if !self.https {
+            return handshake(tcp).await;
         }
+        #[cfg(feature = "default-client")]
+        if let Some(tls) = &self.tls {
+            let stream = tls
+                .connect(host, tcp)
+                .await
+                .map_err(|e| format!("TLS with {host}: {e}"))?;
+            return handshake(stream).await;
+        }
+        Err("an https endpoint needs TLS (berth's `default-client` feature)".to_owned())
     }
 }
 

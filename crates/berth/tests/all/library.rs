@@ -132,7 +132,8 @@ async fn in_axum_beside_native_routes_and_behind_a_timeout_layer() {
         .route_service("/wasm/{*rest}", service.clone())
         .nest_service("/nested", service.clone())
         .fallback_service(service.clone())
-        .layer(timeout);
+        .layer(timeout)
+        .layer(tower_http::compression::CompressionLayer::new());
     let call = |path: &str| {
         let request = http::Request::get(format!("http://test.local{path}"))
             .body(axum::body::Body::empty())
@@ -159,6 +160,16 @@ async fn in_axum_beside_native_routes_and_behind_a_timeout_layer() {
         .unwrap();
     let Ok(echoed) = app.clone().oneshot(echo).await;
     assert_eq!(text(echoed).await, (200, "ping".into()));
+    // Compression wraps the guest's streaming body.
+    let gzip = http::Request::get("http://test.local/large?bytes=65536")
+        .header("accept-encoding", "gzip")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let Ok(compressed) = app.clone().oneshot(gzip).await;
+    assert_eq!(compressed.status(), 200);
+    assert_eq!(compressed.headers()["content-encoding"], "gzip");
+    let packed = compressed.into_body().collect().await.unwrap().to_bytes();
+    assert!(packed.len() < 65536 / 4, "{} bytes", packed.len());
     // The timeout layer drops berth's future: the guest is cancelled.
     let started = Instant::now();
     let Ok(slow) = call("/sleep?ms=5000").await;

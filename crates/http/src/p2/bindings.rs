@@ -7,7 +7,7 @@
 #[allow(missing_docs, unused_qualifications, reason = "bindgen-generated code")]
 mod generated {
     wasmtime::component::bindgen!({
-        path: "../../wit/p2",
+        path: "wit/p2",
         world: "wasi:http/proxy",
         imports: { default: tracing | trappable },
         exports: { default: async },

@@ -7,7 +7,7 @@
 #[allow(missing_docs, unused_qualifications, reason = "bindgen-generated code")]
 mod generated {
     wasmtime::component::bindgen!({
-        path: "../../wit/p3",
+        path: "wit/p3",
         world: "wasi:http/service",
         imports: {
             "wasi:http/client.send": store | trappable | tracing,
