@@ -3,34 +3,52 @@
 //! Compiled components are stored as `<key>.cwasm` under the cache
 //! directory, where the key hashes the component's bytes, wasmtime's
 //! precompile-compatibility settings and berth's version. Each file starts
-//! with a magic line and the SHA-256 of the compiled payload.
+//! with a magic line and an HMAC-SHA-256 of the compiled payload, keyed by
+//! a secret that lives in the directory's `mac.key` (32 random bytes, mode
+//! 0600, created on first use).
 //!
 //! Rules (hardening D3–D6):
 //! * files are written to a temporary name, fsynced and renamed, so a crash
 //!   never leaves a partial entry under a real name;
 //! * entries are read into memory and checked before use — never mapped, so
 //!   a file changed on disk cannot change code already loaded;
-//! * a corrupt, truncated or incompatible entry is recompiled and replaced,
-//!   never trusted;
+//! * a corrupt, truncated, incompatible or unauthenticated entry is
+//!   recompiled and replaced, never trusted;
 //! * when the directory cannot be created or written, berth compiles in
 //!   memory and warns once.
 //!
-//! Loading precompiled code executes it, so the cache directory must be as
-//! trusted as the berth binary: berth creates it with mode 0700.
+//! Loading precompiled code executes it, so the cache must be as trusted as
+//! the berth binary ([`check_trust`]): berth creates the directory with
+//! mode 0700 and refuses (compiles in memory, with a warning) a directory
+//! or key owned by another user or writable by group or others; it refuses
+//! entries that are symbolic links, not regular files, owned by another
+//! user or group/other-writable, or whose MAC does not verify. Someone who
+//! can write the directory but cannot read the key cannot forge an entry.
 
+use std::fs::File;
 use std::hash::{Hash, Hasher};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-const MAGIC: &[u8; 16] = b"berth-aot-v1\n\0\0\0";
+const MAGIC: &[u8; 16] = b"berth-aot-v2\n\0\0\0";
+
+/// The name of the MAC key file inside the cache directory.
+pub const KEY_FILE: &str = "mac.key";
+
+const KEY_LEN: usize = 32;
+const TAG_LEN: usize = 32;
+
+type HmacSha256 = Hmac<Sha256>;
 
 /// How a component was obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CacheOutcome {
     /// No cache directory configured: compiled in memory.
     Disabled,
@@ -38,11 +56,71 @@ pub enum CacheOutcome {
     Hit,
     /// Compiled and stored (there was no entry).
     Stored,
-    /// An entry existed but was corrupt or incompatible: recompiled and
-    /// replaced.
+    /// An entry existed but was corrupt, incompatible or not trusted:
+    /// recompiled and replaced.
     Replaced,
     /// Compiled in memory because the cache could not be written.
     Unwritable,
+    /// Compiled in memory because the cache directory or its key is not
+    /// private to this user (see [`check_trust`]).
+    Untrusted,
+}
+
+/// Why a cache directory, its key or an entry is not trusted.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrustError {
+    /// The path is not a directory (or not a regular file, for the key
+    /// and entries).
+    #[error("{path} is not a {expected}")]
+    WrongType {
+        /// The path.
+        path: PathBuf,
+        /// "directory" or "regular file".
+        expected: &'static str,
+    },
+    /// The path is a symbolic link (entries and the key are never followed).
+    #[error("{path} is a symbolic link")]
+    Symlink {
+        /// The path.
+        path: PathBuf,
+    },
+    /// Another user owns it.
+    #[error("{path} is owned by uid {owner}, not by this process's uid {uid}")]
+    Owner {
+        /// The path.
+        path: PathBuf,
+        /// Its owner.
+        owner: u32,
+        /// The effective uid of this process.
+        uid: u32,
+    },
+    /// Group or others may write it (or, for the key, read it).
+    #[error("{path} has mode {mode:04o}: {what}")]
+    Mode {
+        /// The path.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+        /// What is wrong with them.
+        what: &'static str,
+    },
+    /// The key file does not hold a key.
+    #[error("{path} is {len} bytes long, not a {KEY_LEN}-byte key")]
+    KeyLength {
+        /// The key file.
+        path: PathBuf,
+        /// Its length.
+        len: u64,
+    },
+    /// The path could not be opened or read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The failure.
+        source: std::io::Error,
+    },
 }
 
 static WARNED: AtomicBool = AtomicBool::new(false);
@@ -52,7 +130,7 @@ static MISSES: AtomicU64 = AtomicU64::new(0);
 
 /// Cache look-ups in this process so far, as `(hits, misses)`: a miss is a
 /// compilation with a cache directory configured (no entry, a bad one, or
-/// an unwritable cache). Compilations without a cache count as neither.
+/// an unusable cache). Compilations without a cache count as neither.
 pub fn lookups() -> (u64, u64) {
     (HITS.load(Ordering::Relaxed), MISSES.load(Ordering::Relaxed))
 }
@@ -133,23 +211,40 @@ pub fn compile_prepared(
     let Some(dir) = dir else {
         return Ok((build()?, CacheOutcome::Disabled));
     };
+    let mac_key = match open_cache(dir) {
+        Ok(key) => key,
+        Err(Opened::Unwritable(err)) => {
+            MISSES.fetch_add(1, Ordering::Relaxed);
+            warn_once(dir, &err);
+            return Ok((build()?, CacheOutcome::Unwritable));
+        }
+        Err(Opened::Untrusted(err)) => {
+            MISSES.fetch_add(1, Ordering::Relaxed);
+            warn_once(dir, &format_args!("not trusted: {err}"));
+            return Ok((build()?, CacheOutcome::Untrusted));
+        }
+    };
     let path = entry_path(dir, &key(engine, bytes, prepare.map(|p| p.name)));
-    let existed = match std::fs::read(&path) {
-        Ok(file) => match load(engine, &file) {
+    let existed = match read_entry(&path) {
+        Ok(Some(file)) => match load(engine, &mac_key, &file) {
             Some(component) => {
                 HITS.fetch_add(1, Ordering::Relaxed);
                 return Ok((component, CacheOutcome::Hit));
             }
             None => {
-                tracing::warn!(entry = %path.display(), "cache entry corrupt or incompatible; recompiling");
+                tracing::warn!(entry = %path.display(), "cache entry corrupt, incompatible or not authentic; recompiling");
                 true
             }
         },
-        Err(_) => false,
+        Ok(None) => false,
+        Err(err) => {
+            tracing::warn!(entry = %path.display(), "cache entry refused ({err}); recompiling");
+            true
+        }
     };
     MISSES.fetch_add(1, Ordering::Relaxed);
     let component = build()?;
-    let outcome = match store(dir, &path, &component) {
+    let outcome = match store(dir, &mac_key, &path, &component) {
         Ok(()) if existed => CacheOutcome::Replaced,
         Ok(()) => CacheOutcome::Stored,
         Err(err) => {
@@ -160,39 +255,200 @@ pub fn compile_prepared(
     Ok((component, outcome))
 }
 
+/// Why the cache cannot be used at all.
+enum Opened {
+    Unwritable(std::io::Error),
+    Untrusted(TrustError),
+}
+
+/// Creates the directory if needed, checks it, and reads (or creates) its
+/// MAC key.
+fn open_cache(dir: &Path) -> Result<[u8; KEY_LEN], Opened> {
+    create_private_dir(dir).map_err(Opened::Unwritable)?;
+    check_dir(dir).map_err(Opened::Untrusted)?;
+    match read_key(dir) {
+        Ok(Some(key)) => Ok(key),
+        Ok(None) => match create_key(dir) {
+            Ok(key) => Ok(key),
+            // Another process created it first: use theirs.
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => read_key(dir)
+                .map_err(Opened::Untrusted)?
+                .ok_or(Opened::Unwritable(err)),
+            Err(err) => Err(Opened::Unwritable(err)),
+        },
+        Err(err) => Err(Opened::Untrusted(err)),
+    }
+}
+
+/// Checks that `dir` (when it exists) and its key (when it exists) may be
+/// trusted with code this process will run: both owned by this user, the
+/// directory writable by no one else, the key readable by no one else and
+/// not a symbolic link. `berth compile` reports this reason when it
+/// refuses a cache.
+pub fn check_trust(dir: &Path) -> Result<(), TrustError> {
+    match std::fs::metadata(dir) {
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        _ => check_dir(dir)?,
+    }
+    read_key(dir).map(|_| ())
+}
+
+fn check_dir(dir: &Path) -> Result<(), TrustError> {
+    let meta = std::fs::metadata(dir).map_err(|source| TrustError::Io {
+        path: dir.to_owned(),
+        source,
+    })?;
+    if !meta.is_dir() {
+        return Err(TrustError::WrongType {
+            path: dir.to_owned(),
+            expected: "directory",
+        });
+    }
+    private::check_owner_and_mode(dir, &meta, 0o022, "writable by group or others")
+}
+
+/// Reads the key; `None` when there is none yet.
+fn read_key(dir: &Path) -> Result<Option<[u8; KEY_LEN]>, TrustError> {
+    let path = dir.join(KEY_FILE);
+    let Some((mut file, meta)) = open_checked(&path, 0o077, "readable or writable by others")?
+    else {
+        return Ok(None);
+    };
+    if meta.len() != KEY_LEN as u64 {
+        return Err(TrustError::KeyLength {
+            path,
+            len: meta.len(),
+        });
+    }
+    let mut key = [0; KEY_LEN];
+    file.read_exact(&mut key)
+        .map_err(|source| TrustError::Io { path, source })?;
+    Ok(Some(key))
+}
+
+/// Creates the key file (exclusively, mode 0600) with fresh random bytes.
+fn create_key(dir: &Path) -> std::io::Result<[u8; KEY_LEN]> {
+    let mut key = [0; KEY_LEN];
+    getrandom::getrandom(&mut key).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let path = dir.join(KEY_FILE);
+    let tmp = dir.join(format!(".tmp-key-{}", std::process::id()));
+    let result = (|| {
+        let mut file = private::create_new(&tmp)?;
+        file.write_all(&key)?;
+        file.sync_all()?;
+        // A hard link fails if the key appeared meanwhile: never replace a
+        // key other entries were written with.
+        std::fs::hard_link(&tmp, &path)
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    result.map(|()| key)
+}
+
+/// Opens `path` without following a symbolic link and checks the open
+/// file: a regular file, owned by this user, none of `forbidden` mode bits
+/// set. `None` when it does not exist.
+fn open_checked(
+    path: &Path,
+    forbidden: u32,
+    what: &'static str,
+) -> Result<Option<(File, std::fs::Metadata)>, TrustError> {
+    let file = match private::open_nofollow(path) {
+        Ok(file) => file,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) if private::is_symlink_error(&err) => {
+            return Err(TrustError::Symlink {
+                path: path.to_owned(),
+            });
+        }
+        Err(source) => {
+            return Err(TrustError::Io {
+                path: path.to_owned(),
+                source,
+            });
+        }
+    };
+    let meta = file.metadata().map_err(|source| TrustError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    if !meta.is_file() {
+        return Err(TrustError::WrongType {
+            path: path.to_owned(),
+            expected: "regular file",
+        });
+    }
+    private::check_owner_and_mode(path, &meta, forbidden, what)?;
+    Ok(Some((file, meta)))
+}
+
+/// Reads an entry; `None` when there is none.
+fn read_entry(path: &Path) -> Result<Option<Vec<u8>>, TrustError> {
+    let Some((mut file, meta)) = open_checked(path, 0o022, "writable by group or others")? else {
+        return Ok(None);
+    };
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.read_to_end(&mut bytes)
+        .map_err(|source| TrustError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+    Ok(Some(bytes))
+}
+
+/// The MAC of a payload (HMAC takes keys of any length, so this is never
+/// `None` in practice).
+fn mac(key: &[u8; KEY_LEN]) -> Option<HmacSha256> {
+    <HmacSha256 as Mac>::new_from_slice(key).ok()
+}
+
 /// Checks an entry and deserializes it; `None` when it cannot be trusted or
 /// used.
-fn load(engine: &Engine, file: &[u8]) -> Option<Component> {
+fn load(engine: &Engine, key: &[u8; KEY_LEN], file: &[u8]) -> Option<Component> {
     let rest = file.strip_prefix(MAGIC.as_slice())?;
-    let (digest, payload) = rest.split_at_checked(32)?;
-    if Sha256::digest(payload).as_slice() != digest {
-        return None;
-    }
-    // SAFETY: `payload` was produced by `Component::serialize` of this
-    // berth (its SHA-256 matches the one written with it, in a directory
-    // only berth writes), it lives in our own memory rather than a mapped
+    let (tag, payload) = rest.split_at_checked(TAG_LEN)?;
+    let mut mac = mac(key)?;
+    mac.update(payload);
+    // Constant-time comparison.
+    mac.verify_slice(tag).ok()?;
+    // SAFETY: `payload` was produced by `Component::serialize` of a berth
+    // holding this cache's key (its HMAC verifies, and the key is readable
+    // only by this user), it lives in our own memory rather than a mapped
     // file, and wasmtime itself rejects payloads from other versions or
     // settings with an error.
-    #[allow(unsafe_code, reason = "deserializing berth's own checked cache entry")]
+    #[allow(
+        unsafe_code,
+        reason = "deserializing berth's own authenticated cache entry"
+    )]
     let component = unsafe { Component::deserialize(engine, payload) };
     component.ok()
 }
 
-fn store(dir: &Path, path: &Path, component: &Component) -> std::io::Result<()> {
-    create_private_dir(dir)?;
+fn store(
+    dir: &Path,
+    key: &[u8; KEY_LEN],
+    path: &Path,
+    component: &Component,
+) -> std::io::Result<()> {
     let payload = component.serialize().map_err(std::io::Error::other)?;
+    let mut mac = mac(key).ok_or_else(|| std::io::Error::other("HMAC refused the key"))?;
+    mac.update(&payload);
+    let tag = mac.finalize().into_bytes();
     let tmp = dir.join(format!(
         ".tmp-{}-{}",
         std::process::id(),
         path.file_name()
             .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
     ));
+    // A leftover from a crashed run of this process id.
+    let _ = std::fs::remove_file(&tmp);
     let result = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
+        let mut file = private::create_new(&tmp)?;
         file.write_all(MAGIC)?;
-        file.write_all(&Sha256::digest(&payload))?;
+        file.write_all(&tag)?;
         file.write_all(&payload)?;
         file.sync_all()?;
+        // Replaces whatever had the name, a symbolic link included (the
+        // link itself, never its target).
         std::fs::rename(&tmp, path)
     })();
     if result.is_err() {
@@ -209,121 +465,98 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     builder.create(dir)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Ownership, modes and symlink-free opening (Unix).
+#[cfg(unix)]
+mod private {
+    use std::fs::{File, Metadata, OpenOptions};
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    use std::path::Path;
 
-    fn engine() -> Engine {
-        let mut config = wasmtime::Config::new();
-        config.wasm_component_model(true);
-        Engine::new(&config).unwrap()
+    use super::TrustError;
+
+    fn euid() -> u32 {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        #[allow(unsafe_code, reason = "geteuid is always safe")]
+        unsafe {
+            libc::geteuid()
+        }
     }
 
-    /// The smallest valid component: just the header.
-    fn wasm() -> Vec<u8> {
-        vec![0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00]
+    pub(super) fn check_owner_and_mode(
+        path: &Path,
+        meta: &Metadata,
+        forbidden: u32,
+        what: &'static str,
+    ) -> Result<(), TrustError> {
+        let uid = euid();
+        if meta.uid() != uid {
+            return Err(TrustError::Owner {
+                path: path.to_owned(),
+                owner: meta.uid(),
+                uid,
+            });
+        }
+        let mode = meta.mode() & 0o7777;
+        if mode & forbidden != 0 {
+            return Err(TrustError::Mode {
+                path: path.to_owned(),
+                mode,
+                what,
+            });
+        }
+        Ok(())
     }
 
-    fn temp_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("berth-cache-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        dir
+    pub(super) fn open_nofollow(path: &Path) -> std::io::Result<File> {
+        OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)
     }
 
-    #[test]
-    fn stores_then_hits() {
-        let (engine, bytes, dir) = (engine(), wasm(), temp_dir("hit"));
-        assert_eq!(
-            compile(&engine, &bytes, Some(&dir)).unwrap().1,
-            CacheOutcome::Stored
-        );
-        assert_eq!(
-            compile(&engine, &bytes, Some(&dir)).unwrap().1,
-            CacheOutcome::Hit
-        );
-        // No temporary files are left behind.
-        let names: Vec<_> = std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names.len(), 1, "{names:?}");
+    pub(super) fn is_symlink_error(err: &std::io::Error) -> bool {
+        err.raw_os_error() == Some(libc::ELOOP)
     }
 
-    #[test]
-    fn corrupt_or_truncated_entries_are_recompiled_not_trusted() {
-        let (engine, bytes, dir) = (engine(), wasm(), temp_dir("corrupt"));
-        compile(&engine, &bytes, Some(&dir)).unwrap();
-        let path = entry_path(&dir, &key(&engine, &bytes, None));
-        let mut file = std::fs::read(&path).unwrap();
-        let last = file.len() - 1;
-        file[last] ^= 0xff;
-        std::fs::write(&path, &file).unwrap();
-        assert_eq!(
-            compile(&engine, &bytes, Some(&dir)).unwrap().1,
-            CacheOutcome::Replaced
-        );
-        assert_eq!(
-            compile(&engine, &bytes, Some(&dir)).unwrap().1,
-            CacheOutcome::Hit
-        );
-        std::fs::write(&path, &file[..40]).unwrap();
-        assert_eq!(
-            compile(&engine, &bytes, Some(&dir)).unwrap().1,
-            CacheOutcome::Replaced
-        );
-    }
-
-    #[test]
-    fn unwritable_cache_compiles_in_memory() {
-        let (engine, bytes) = (engine(), wasm());
-        // A directory below a regular file can never be created (even by root).
-        let file = temp_dir("file");
-        std::fs::write(&file, b"not a directory").unwrap();
-        let dir = file.join("cache");
-        assert_eq!(
-            compile(&engine, &bytes, Some(&dir)).unwrap().1,
-            CacheOutcome::Unwritable
-        );
-    }
-
-    #[test]
-    fn keys_depend_on_bytes_and_variant() {
-        let engine = engine();
-        assert_ne!(key(&engine, b"a", None), key(&engine, b"b", None));
-        assert_ne!(key(&engine, b"a", None), key(&engine, b"a", Some("x")));
-        assert_ne!(key(&engine, b"a", Some("x")), key(&engine, b"a", Some("y")));
-        assert_eq!(key(&engine, b"a", None).len(), 64);
-    }
-
-    #[test]
-    fn a_prepared_variant_is_cached_apart_and_prepared_only_on_a_miss() {
-        let (engine, bytes, dir) = (engine(), wasm(), temp_dir("prepared"));
-        let runs = std::sync::atomic::AtomicUsize::new(0);
-        let run = |input: &[u8]| {
-            runs.fetch_add(1, Ordering::Relaxed);
-            Ok(input.to_vec())
-        };
-        let prepare = Prepare {
-            name: "test",
-            run: &run,
-        };
-        let outcome = |prepare| {
-            compile_prepared(&engine, &bytes, Some(&dir), prepare)
-                .unwrap()
-                .1
-        };
-        assert_eq!(outcome(Some(&prepare)), CacheOutcome::Stored);
-        assert_eq!(outcome(Some(&prepare)), CacheOutcome::Hit);
-        assert_eq!(runs.load(Ordering::Relaxed), 1);
-        // The plain compile has an entry of its own.
-        assert_eq!(outcome(None), CacheOutcome::Stored);
-        // A failing preparation is an error, not a cached entry.
-        let failing = |_: &[u8]| Err(wasmtime::format_err!("no"));
-        let broken = Prepare {
-            name: "broken",
-            run: &failing,
-        };
-        assert!(compile_prepared(&engine, &bytes, Some(&dir), Some(&broken)).is_err());
-        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 2);
+    pub(super) fn create_new(path: &Path) -> std::io::Result<File> {
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)
     }
 }
+
+/// Elsewhere, ownership and modes are not checked.
+#[cfg(not(unix))]
+mod private {
+    use std::fs::{File, Metadata, OpenOptions};
+    use std::path::Path;
+
+    use super::TrustError;
+
+    pub(super) fn check_owner_and_mode(
+        _path: &Path,
+        _meta: &Metadata,
+        _forbidden: u32,
+        _what: &'static str,
+    ) -> Result<(), TrustError> {
+        Ok(())
+    }
+
+    pub(super) fn open_nofollow(path: &Path) -> std::io::Result<File> {
+        File::open(path)
+    }
+
+    pub(super) fn is_symlink_error(_err: &std::io::Error) -> bool {
+        false
+    }
+
+    pub(super) fn create_new(path: &Path) -> std::io::Result<File> {
+        OpenOptions::new().write(true).create_new(true).open(path)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -60,7 +60,12 @@ impl CompileCommand {
                 eprintln!("cached: {}", path.display())
             }
             CacheOutcome::Unwritable => bail!("cannot write the cache at {}", dir.display()),
+            CacheOutcome::Untrusted => match cache::check_trust(&dir) {
+                Err(reason) => bail!("refusing the cache at {}: {reason}", dir.display()),
+                Ok(()) => bail!("refusing the cache at {}", dir.display()),
+            },
             CacheOutcome::Disabled => bail!("the cache is disabled"),
+            _ => bail!("the cache at {} was not used", dir.display()),
         }
         Ok(())
     }

@@ -412,7 +412,16 @@ fn compile_prefills_the_cache_that_serve_then_hits() {
     let err = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{err}");
     assert!(err.contains("cached: "), "{err}");
-    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+    // One entry, beside the cache's MAC key.
+    let entries = || {
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "cwasm"))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(entries().len(), 1);
+    assert!(dir.join("mac.key").is_file());
 
     let served = Served::start(&[suite, "--cache-dir", dir_arg]);
     assert!(
@@ -424,12 +433,7 @@ fn compile_prefills_the_cache_that_serve_then_hits() {
     drop(served);
 
     // A corrupted entry is recompiled and replaced, never trusted.
-    let entry = std::fs::read_dir(&dir)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let entry = entries().remove(0);
     let mut bytes = std::fs::read(&entry).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x55;
@@ -448,6 +452,31 @@ fn compile_prefills_the_cache_that_serve_then_hits() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&again.stderr).contains("already cached"));
+
+    // A cache others may write is refused: `compile` says why, `serve`
+    // compiles in memory.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let refused = berth()
+            .args(["compile", suite, "--cache-dir", dir_arg])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&refused.stderr);
+        assert!(!refused.status.success(), "{err}");
+        assert!(
+            err.contains("refusing the cache") && err.contains("writable by group or others"),
+            "{err}"
+        );
+        let served = Served::start(&[suite, "--cache-dir", dir_arg]);
+        assert!(
+            served.startup_log.contains("cache=Untrusted"),
+            "{}",
+            served.startup_log
+        );
+        assert!(served.get("/hello").contains("hello from berth"));
+    }
 }
 
 #[test]
