@@ -106,6 +106,7 @@ impl ServerConfig {
         crate::request::HeadLimits {
             max_uri_bytes: self.max_uri_bytes,
             max_headers: self.max_headers,
+            max_header_bytes: self.max_header_bytes,
         }
     }
 

@@ -37,6 +37,9 @@ pub enum RejectReason {
     /// More header fields than [`HeadLimits::max_headers`].
     #[error("too many header fields")]
     TooManyHeaders,
+    /// Header fields larger in all than [`HeadLimits::max_header_bytes`].
+    #[error("header fields too large")]
+    HeadersTooLarge,
 }
 
 impl RejectReason {
@@ -46,7 +49,9 @@ impl RejectReason {
             RejectReason::Connect => StatusCode::NOT_IMPLEMENTED,
             RejectReason::BadHost | RejectReason::BadTarget => StatusCode::BAD_REQUEST,
             RejectReason::UriTooLong => StatusCode::URI_TOO_LONG,
-            RejectReason::TooManyHeaders => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            RejectReason::TooManyHeaders | RejectReason::HeadersTooLarge => {
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+            }
         }
     }
 }
@@ -59,15 +64,23 @@ pub const DEFAULT_MAX_URI_BYTES: usize = 8 * 1024;
 /// HTTP/1 default): more get `431`.
 pub const DEFAULT_MAX_HEADERS: usize = 100;
 
-/// Caps on a request head checked before any guest runs. The size of the
-/// whole head is capped by the HTTP layer (hyper answers `431` on HTTP/1.1,
-/// h2 on HTTP/2), see [`crate::ServerConfig::max_header_bytes`].
+/// Caps on a request head checked before any guest runs, each answered
+/// with a response (`414`, `431`). The HTTP layer has its own backstops:
+/// on HTTP/1.1 hyper's head buffer is [`crate::ServerConfig::max_header_bytes`]
+/// (a longer head gets hyper's `431`); on HTTP/2 the front-end advertises
+/// twice that as `SETTINGS_MAX_HEADER_LIST_SIZE`, so a header list between
+/// the two reaches this check and gets a `431` response rather than a
+/// stream reset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HeadLimits {
     /// See [`DEFAULT_MAX_URI_BYTES`].
     pub max_uri_bytes: usize,
     /// See [`DEFAULT_MAX_HEADERS`].
     pub max_headers: usize,
+    /// Largest header list, counted as HTTP/2 counts it (each field's name
+    /// and value plus 32 bytes). See
+    /// [`crate::config::DEFAULT_MAX_HEADER_BYTES`].
+    pub max_header_bytes: usize,
 }
 
 impl Default for HeadLimits {
@@ -75,6 +88,7 @@ impl Default for HeadLimits {
         Self {
             max_uri_bytes: DEFAULT_MAX_URI_BYTES,
             max_headers: DEFAULT_MAX_HEADERS,
+            max_header_bytes: crate::config::DEFAULT_MAX_HEADER_BYTES,
         }
     }
 }
@@ -91,6 +105,14 @@ impl HeadLimits {
         }
         if request.headers().len() > self.max_headers {
             return Err(RejectReason::TooManyHeaders);
+        }
+        let size: usize = request
+            .headers()
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + 32)
+            .sum();
+        if size > self.max_header_bytes {
+            return Err(RejectReason::HeadersTooLarge);
         }
         Ok(())
     }

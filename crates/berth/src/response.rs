@@ -305,6 +305,21 @@ pub struct ResponseBody {
     tripwire: Option<crate::limits::Tripwire>,
     /// The request's admission place, released when the body ends.
     place: Option<crate::admission::Place>,
+    /// A failure held back for one poll (see [`Body::poll_frame`]).
+    failure: Failure,
+}
+
+/// A body failure is reported one poll late: hyper's HTTP/1.1 writer
+/// buffers the head and body bytes and flushes them when the body is
+/// pending, but drops its buffer when the body fails. Yielding once first
+/// lets what was written reach the client, so it sees the head and the
+/// bytes, then the connection cut — never an empty reply.
+#[derive(Debug, Default)]
+enum Failure {
+    #[default]
+    None,
+    Deferred(ErrorCode),
+    Reported,
 }
 
 impl ResponseBody {
@@ -315,6 +330,7 @@ impl ResponseBody {
             log: None,
             tripwire: None,
             place: None,
+            failure: Failure::None,
         }
     }
 
@@ -349,6 +365,17 @@ impl Body for ResponseBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, ErrorCode>>> {
         let this = &mut *self;
+        match std::mem::take(&mut this.failure) {
+            Failure::Deferred(err) => {
+                this.failure = Failure::Reported;
+                return Poll::Ready(Some(Err(err)));
+            }
+            Failure::Reported => {
+                this.failure = Failure::Reported;
+                return Poll::Ready(None);
+            }
+            Failure::None => {}
+        }
         let broken = this.tripwire.as_ref().and_then(|t| t.get().copied());
         let frame = match &mut this.inner {
             _ if broken.is_some() => {
@@ -367,6 +394,11 @@ impl Body for ResponseBody {
             },
             Inner::Fixed(bytes) => bytes.take().map(|b| Ok(Frame::data(b))),
         };
+        // hyper stops polling once the body says it has ended.
+        let drained = match &this.inner {
+            Inner::Guest { held, rest } => held.is_empty() && rest.is_none(),
+            Inner::Fixed(bytes) => bytes.is_none(),
+        };
         if let Some(log) = &mut this.log {
             match &frame {
                 Some(Ok(f)) => {
@@ -377,6 +409,7 @@ impl Body for ResponseBody {
                             log.ended = true;
                         }
                     }
+                    log.ended |= drained;
                 }
                 Some(Err(err)) => {
                     log.failed = true;
@@ -389,10 +422,18 @@ impl Body for ResponseBody {
                 None => log.ended = true,
             }
         }
+        if let Some(Err(err)) = frame {
+            this.failure = Failure::Deferred(err);
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
         Poll::Ready(frame)
     }
 
     fn is_end_stream(&self) -> bool {
+        if matches!(self.failure, Failure::Deferred(_)) {
+            return false;
+        }
         match &self.inner {
             Inner::Guest { held, rest } => {
                 held.is_empty() && rest.as_ref().is_none_or(|b| b.is_end_stream())
@@ -467,9 +508,15 @@ pub(crate) async fn hold_head(
     let mut ended = body.is_end_stream();
     // Most bodies have their first frame ready: no timer for those.
     let mut deadline = None;
+    let mut got_frame = false;
     while !ended && bytes < TRAILER_HOLD_BYTES {
         let frame = match body.frame().now_or_never() {
             Some(frame) => frame,
+            // With the first frame in hand, the head goes now, with every
+            // frame already waiting — and if what is waiting is a failure
+            // (a guest that writes a little, then drops its body or
+            // traps), the client gets an error response instead.
+            None if got_frame && hold == Hold::FirstFrame => break,
             None => {
                 let timer =
                     deadline.get_or_insert_with(|| Box::pin(tokio::time::sleep(HEAD_HOLD_TIME)));
@@ -495,9 +542,7 @@ pub(crate) async fn hold_head(
                     bytes += frame.data_ref().map_or(0, |d| d.len());
                 }
                 held.push_back(Ok(frame));
-                if hold == Hold::FirstFrame {
-                    break;
-                }
+                got_frame = true;
                 ended = ended || body.is_end_stream();
             }
         }
@@ -516,6 +561,61 @@ pub(crate) async fn hold_head(
         log: None,
         tripwire: None,
         place: None,
+        failure: Failure::None,
     };
     Ok(http::Response::from_parts(parts, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Wake;
+
+    use berth_http::body::{BodyKind, guest_body};
+
+    use super::*;
+
+    struct CountingWaker(AtomicUsize);
+
+    impl Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_failing_body_yields_once_so_what_was_written_is_flushed_first() {
+        let (mut writer, body) = guest_body(None, BodyKind::Response);
+        writer.write(Bytes::from_static(b"partial")).unwrap();
+        writer.abort(ErrorCode::InternalError(None));
+        let mut body = ResponseBody {
+            inner: Inner::Guest {
+                held: VecDeque::new(),
+                rest: Some(body),
+            },
+            log: None,
+            tripwire: None,
+            place: None,
+            failure: Failure::None,
+        };
+        let woken = Arc::new(CountingWaker(AtomicUsize::new(0)));
+        let waker = std::task::Waker::from(woken.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut poll = || Pin::new(&mut body).poll_frame(&mut cx);
+        let data = poll();
+        assert!(
+            matches!(&data, Poll::Ready(Some(Ok(f))) if f.data_ref().is_some_and(|d| d == "partial")),
+            "{data:?}"
+        );
+        // The failure is seen, but held back one poll: pending, and woken
+        // at once so the writer comes straight back after flushing.
+        assert!(poll().is_pending());
+        assert_eq!(woken.0.load(Ordering::SeqCst), 1);
+        assert!(matches!(
+            poll(),
+            Poll::Ready(Some(Err(ErrorCode::InternalError(None))))
+        ));
+        assert!(matches!(poll(), Poll::Ready(None)));
+    }
 }

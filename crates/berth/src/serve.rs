@@ -153,7 +153,11 @@ fn builder(config: &ServerConfig) -> auto::Builder<TokioExecutor> {
         .max_concurrent_streams(config.h2_max_concurrent_streams)
         .keep_alive_interval(config.h2_keep_alive_interval)
         .keep_alive_timeout(config.h2_keep_alive_interval)
-        .max_header_list_size(u32::try_from(config.max_header_bytes).unwrap_or(u32::MAX));
+        // Twice berth's own cap, so that a list between the two gets
+        // berth's 431 response (HeadLimits) instead of h2's stream reset.
+        .max_header_list_size(
+            u32::try_from(config.max_header_bytes.saturating_mul(2)).unwrap_or(u32::MAX),
+        );
     builder
 }
 

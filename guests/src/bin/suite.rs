@@ -281,6 +281,9 @@ fn trap_after(out: ResponseOutparam) {
     ResponseOutparam::set(out, Ok(resp));
     let s = body.write().unwrap();
     write_all(&s, b"the beginning of a body that never ends\n");
+    // Long enough for the host to have sent the head and these bytes: the
+    // trap then cuts a response already under way.
+    wasip2::clocks::monotonic_clock::subscribe_duration(200_000_000).block();
     panic!("trap after the response head was sent");
 }
 

@@ -370,6 +370,16 @@ pub fn streaming_body(chunks: usize, chunk: usize, trailers: Option<http::Header
     StreamBody::new(tokio_stream_from(rx)).boxed()
 }
 
+/// A request body the test feeds by hand: each frame sent on the sender
+/// goes out as it is sent; dropping the sender ends the body.
+pub fn channel_body() -> (
+    tokio::sync::mpsc::Sender<Result<Frame<Bytes>, hyper::Error>>,
+    TestBody,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, hyper::Error>>(1);
+    (tx, StreamBody::new(tokio_stream_from(rx)).boxed())
+}
+
 fn tokio_stream_from<T: Send + 'static>(
     mut rx: tokio::sync::mpsc::Receiver<T>,
 ) -> impl futures::Stream<Item = T> + Send + Sync + 'static {

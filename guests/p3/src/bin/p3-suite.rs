@@ -9,7 +9,7 @@
 //!   `x-upstream` through `wasi:http/client`, and returns the upstream's
 //!   response as its own (streamed). A URL without a path is sent with
 //!   `set-path-with-query(some(""))`.
-//! * `/trap-mid`: starts a body, then traps while writing it.
+//! * `/trap-mid`: starts a body, waits 200 ms, then traps while writing it.
 //! * `/never`: starts a body and never finishes it (nor its trailers).
 //! * `/loop-after`: responds, then loops forever (post-return work).
 //! * `/fields`: exercises fields, request-options, status and transmission
@@ -131,6 +131,9 @@ impl Guest for Suite {
                 let (response, _sent) = Response::new(Fields::new(), Some(rx), trailers_rx);
                 wit_bindgen::spawn_local(async move {
                     tx.write_all(b"partial body, then a trap".to_vec()).await;
+                    // Long enough for the host to have sent the head and
+                    // these bytes: the trap then cuts a response under way.
+                    wasi::clocks::monotonic_clock::wait_for(200_000_000).await;
                     panic!("trap in the middle of the body");
                 });
                 Ok(response)
