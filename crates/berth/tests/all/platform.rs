@@ -238,12 +238,17 @@ async fn reloads_under_load_lose_no_request() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     let server = PlatformServer::start(version(0)).await;
+    // A reload swaps the routes somewhere between its start and its
+    // return: a request may see version v from when reload(v) starts
+    // (`reloading`), and must see at least the version whose reload had
+    // returned when it was sent (`current`).
     let current = Arc::new(AtomicUsize::new(0));
+    let reloading = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let addr = server.addr;
     let clients: Vec<_> = (0..4)
         .map(|_| {
-            let (current, stop) = (current.clone(), stop.clone());
+            let (current, reloading, stop) = (current.clone(), reloading.clone(), stop.clone());
             tokio::spawn(async move {
                 let (mut sent, mut wrong) = (0usize, Vec::new());
                 while !stop.load(Ordering::Acquire) {
@@ -251,7 +256,7 @@ async fn reloads_under_load_lose_no_request() {
                     let req =
                         for_proto(request("GET", "http://svc.test/hello", empty()), Proto::H1);
                     let result = try_send(addr, Proto::H1, req).await;
-                    let after = current.load(Ordering::Acquire);
+                    let after = reloading.load(Ordering::Acquire);
                     sent += 1;
                     let answer = match result {
                         Ok(resp) => {
@@ -285,6 +290,7 @@ async fn reloads_under_load_lose_no_request() {
     for v in 1..=10 {
         tokio::time::sleep(Duration::from_millis(150)).await;
         let platform = server.platform.clone();
+        reloading.store(v, Ordering::Release);
         let summary = tokio::task::spawn_blocking(move || platform.reload(version(v)))
             .await
             .unwrap()
