@@ -66,7 +66,11 @@ impl std::fmt::Debug for DefaultClient {
 impl DefaultClient {
     /// A client for `config` with the system resolver and plain TCP.
     pub fn new(config: OutboundConfig) -> Result<Self, TlsConfigError> {
-        Self::with_hooks(config, Arc::new(SystemResolver), Arc::new(TcpDialer))
+        Self::with_hooks(
+            config,
+            Arc::new(SystemResolver::default()),
+            Arc::new(TcpDialer),
+        )
     }
 
     /// A client with its own resolver and dialer (tests; embedders with
@@ -250,7 +254,7 @@ impl Inner {
         let mut allowed = Vec::new();
         let mut refusal = None;
         for addr in addrs {
-            match self.policy.check_ip(addr.ip()) {
+            match self.policy.check_ip(addr.ip(), addr.port()) {
                 Ok(()) => allowed.push(addr),
                 Err(code) => refusal = Some(code),
             }

@@ -5,11 +5,15 @@
 //! 1. the request's host and port must match an allow-list pattern
 //!    (deny-by-default) → otherwise `HTTP-request-denied`;
 //! 2. after DNS resolution every address is classified; loopback, private,
-//!    link-local (169.254.169.254 included), CGNAT, ULA, unspecified,
-//!    multicast and the IPv4-mapped/NAT64 forms of these are refused unless
-//!    an allow-list entry names that IP literally → otherwise
-//!    `destination-IP-prohibited`. The connection then goes to the checked
-//!    address itself, so a second DNS answer cannot sneak past (rebinding).
+//!    link-local (169.254.169.254 included), CGNAT, ULA, site-local,
+//!    unspecified, multicast, and every IPv6 form that embeds an IPv4
+//!    address (IPv4-mapped, IPv4-compatible, 6to4, NAT64 `64:ff9b::/96`
+//!    and the local-use `64:ff9b:1::/48`) judged by the IPv4 address it
+//!    carries, are refused unless an allow-list entry names that IP
+//!    literally — and, when the entry has a port, only on that port →
+//!    otherwise `destination-IP-prohibited`. The connection then goes to
+//!    the checked address itself, so a second DNS answer cannot sneak past
+//!    (rebinding).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
@@ -99,8 +103,11 @@ impl HostPattern {
         }
     }
 
-    fn names_ip(&self, ip: IpAddr) -> bool {
-        matches!(self.host, HostMatch::Ip(allowed) if canonical(allowed) == canonical(ip))
+    /// Whether this entry names `ip` (or its IPv4-mapped twin, the same
+    /// socket address) and allows `port`.
+    fn names_ip(&self, ip: IpAddr, port: u16) -> bool {
+        self.port.is_none_or(|p| p == port)
+            && matches!(self.host, HostMatch::Ip(allowed) if unmapped(allowed) == unmapped(ip))
     }
 }
 
@@ -125,9 +132,11 @@ impl EgressPolicy {
         }
     }
 
-    /// Check 2: may a connection be made to this resolved address?
-    pub fn check_ip(&self, ip: IpAddr) -> Result<(), ErrorCode> {
-        if is_public(ip) || self.allow.iter().any(|p| p.names_ip(ip)) {
+    /// Check 2: may a connection be made to this resolved address and
+    /// port? A non-public address needs an entry naming it, with that port
+    /// or none.
+    pub fn check_ip(&self, ip: IpAddr, port: u16) -> Result<(), ErrorCode> {
+        if is_public(ip) || self.allow.iter().any(|p| p.names_ip(ip, port)) {
             Ok(())
         } else {
             Err(ErrorCode::DestinationIpProhibited)
@@ -135,22 +144,47 @@ impl EgressPolicy {
     }
 }
 
-/// IPv4-mapped (`::ffff:a.b.c.d`) and NAT64 (`64:ff9b::a.b.c.d`) addresses
-/// are judged as the IPv4 address they carry.
+/// `::ffff:a.b.c.d` as `a.b.c.d`: the same socket address.
+fn unmapped(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// The IPv4 address an IPv6 address carries, when it is one of the forms
+/// that reach (or translate to) IPv4: IPv4-mapped `::ffff:0:0/96`,
+/// IPv4-compatible `::/96` (deprecated, still routed by some stacks), 6to4
+/// `2002::/16`, NAT64 `64:ff9b::/96` and local-use NAT64 `64:ff9b:1::/48`
+/// (RFC 6052's /48 layout: octets at bytes 6, 7, 9 and 10).
+fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
+    let s = v6.segments();
+    let b = v6.octets();
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return Some(v4);
+    }
+    let last32 = || Ipv4Addr::new(b[12], b[13], b[14], b[15]);
+    if s[..6] == [0; 6] {
+        // IPv4-compatible; `::` and `::1` land on 0.0.0.0 and 0.0.0.1,
+        // which are not public either.
+        return Some(last32());
+    }
+    if s[0] == 0x2002 {
+        return Some(Ipv4Addr::new(b[2], b[3], b[4], b[5]));
+    }
+    if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0; 4] {
+        return Some(last32());
+    }
+    if s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1 {
+        return Some(Ipv4Addr::new(b[6], b[7], b[9], b[10]));
+    }
+    None
+}
+
+/// An address as the IPv4 address it embeds, if any.
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return IpAddr::V4(v4);
-            }
-            let s = v6.segments();
-            if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0] {
-                let [a, b] = s[6].to_be_bytes();
-                let [c, d] = s[7].to_be_bytes();
-                return IpAddr::V4(Ipv4Addr::new(a, b, c, d));
-            }
-            IpAddr::V6(v6)
-        }
+        IpAddr::V6(v6) => embedded_v4(v6).map_or(ip, IpAddr::V4),
         v4 => v4,
     }
 }
@@ -186,6 +220,7 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         || ip.is_multicast()
         || (s[0] & 0xfe00) == 0xfc00 // ULA fc00::/7
         || (s[0] & 0xffc0) == 0xfe80 // link-local fe80::/10
+        || (s[0] & 0xffc0) == 0xfec0 // site-local fec0::/10 (deprecated, still routed)
         || (s[0] == 0x100 && s[1..4] == [0, 0, 0]) // discard 100::/64
         || (s[0] == 0x2001 && s[1] == 0xdb8)) // documentation
 }
@@ -251,21 +286,97 @@ mod tests {
         ] {
             let ip: IpAddr = ip.parse().unwrap();
             assert_eq!(
-                p.check_ip(ip),
+                p.check_ip(ip, 80),
                 Err(ErrorCode::DestinationIpProhibited),
                 "{ip}"
             );
         }
         for ip in ["93.184.216.34", "2606:4700::1", "8.8.8.8"] {
-            assert!(p.check_ip(ip.parse().unwrap()).is_ok(), "{ip}");
+            assert!(p.check_ip(ip.parse().unwrap(), 80).is_ok(), "{ip}");
         }
     }
 
     #[test]
     fn an_ip_literal_in_the_allow_list_permits_that_ip_only() {
         let p = policy(&["127.0.0.1:8080"]);
-        assert!(p.check_ip("127.0.0.1".parse().unwrap()).is_ok());
-        assert!(p.check_ip("::ffff:127.0.0.1".parse().unwrap()).is_ok());
-        assert!(p.check_ip("127.0.0.2".parse().unwrap()).is_err());
+        let ip = |text: &str| text.parse::<IpAddr>().unwrap();
+        assert!(p.check_ip(ip("127.0.0.1"), 8080).is_ok());
+        assert!(p.check_ip(ip("::ffff:127.0.0.1"), 8080).is_ok());
+        assert!(p.check_ip(ip("127.0.0.2"), 8080).is_err());
+        // Other forms that embed it are not the same socket address.
+        assert!(p.check_ip(ip("2002:7f00:1::"), 8080).is_err());
+        assert!(p.check_ip(ip("64:ff9b::7f00:1"), 8080).is_err());
+    }
+
+    #[test]
+    fn an_ip_literal_with_a_port_permits_only_that_port() {
+        // A wildcard lets any name through check 1; a name that resolves
+        // to the allowed private IP must still use the allowed port.
+        let p = policy(&["*", "127.0.0.1:8080", "[::1]:9000", "10.0.0.7"]);
+        let ip = |text: &str| text.parse::<IpAddr>().unwrap();
+        assert!(p.check_ip(ip("127.0.0.1"), 8080).is_ok());
+        assert_eq!(
+            p.check_ip(ip("127.0.0.1"), 22),
+            Err(ErrorCode::DestinationIpProhibited)
+        );
+        assert!(p.check_ip(ip("::1"), 9000).is_ok());
+        assert!(p.check_ip(ip("::1"), 9001).is_err());
+        // Without a port, any port.
+        assert!(p.check_ip(ip("10.0.0.7"), 22).is_ok());
+        assert!(p.check_ip(ip("10.0.0.7"), 443).is_ok());
+    }
+
+    #[test]
+    fn ipv6_forms_are_judged_by_the_ipv4_or_scope_they_embed() {
+        let p = policy(&["*"]);
+        let prohibited = [
+            "::127.0.0.1",            // IPv4-compatible loopback
+            "::10.0.0.1",             // IPv4-compatible private
+            "::169.254.169.254",      // IPv4-compatible metadata
+            "2002:7f00:1::",          // 6to4 of 127.0.0.1
+            "2002:a9fe:a9fe::1",      // 6to4 of 169.254.169.254
+            "2002:c0a8:101::",        // 6to4 of 192.168.1.1
+            "64:ff9b:1:7f00:0:100::", // local-use NAT64 of 127.0.0.1
+            "64:ff9b:1:a00:0:100::",  // local-use NAT64 of 10.0.0.1
+            "fec0::1",                // site-local
+            "feff::1",                // site-local, top of the range
+        ];
+        for text in prohibited {
+            let ip: IpAddr = text.parse().unwrap();
+            assert_eq!(
+                p.check_ip(ip, 80),
+                Err(ErrorCode::DestinationIpProhibited),
+                "{text}"
+            );
+        }
+        let public = [
+            "::8.8.8.8",             // IPv4-compatible public
+            "2002:808:808::",        // 6to4 of 8.8.8.8
+            "64:ff9b::808:808",      // NAT64 of 8.8.8.8
+            "64:ff9b:1:808:8:800::", // local-use NAT64 of 8.8.8.8
+            "2001:4860::8888",
+        ];
+        for text in public {
+            assert!(p.check_ip(text.parse().unwrap(), 80).is_ok(), "{text}");
+        }
+    }
+
+    #[test]
+    fn embedded_addresses_are_extracted_by_an_independent_layout() {
+        // Build each form bit by bit from the IPv4 octets and check the
+        // extraction returns them.
+        let v4 = Ipv4Addr::new(203, 0, 113, 9);
+        let [a, b, c, d] = v4.octets();
+        let forms: [[u8; 16]; 5] = [
+            [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, a, b, c, d],
+            [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, a, b, c, d],
+            [0x20, 0x02, a, b, c, d, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+            [0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0, a, b, c, d],
+            [0, 0x64, 0xff, 0x9b, 0, 1, a, b, 0, c, d, 0, 0, 0, 0, 0],
+        ];
+        for octets in forms {
+            assert_eq!(embedded_v4(Ipv6Addr::from(octets)), Some(v4), "{octets:?}");
+        }
+        assert_eq!(embedded_v4("2001:db8::1".parse().unwrap()), None);
     }
 }

@@ -347,6 +347,58 @@ async fn names_resolving_to_private_addresses_are_never_dialed() {
 }
 
 #[tokio::test]
+async fn embedded_ipv4_forms_resolving_to_private_addresses_are_never_dialed() {
+    let resolved = |text: &str| Ok(vec![SocketAddr::new(text.parse().unwrap(), 80)]);
+    let (client, dialer) = client_with(
+        config(&["*"]),
+        FixedResolver(vec![
+            ("compat.test".into(), resolved("::127.0.0.1")),
+            ("sixtofour.test".into(), resolved("2002:a9fe:a9fe::")),
+            ("nat64.test".into(), resolved("64:ff9b:1:a00:0:100::")),
+            ("sitelocal.test".into(), resolved("fec0::1")),
+        ]),
+    );
+    for host in ["compat", "sixtofour", "nat64", "sitelocal"] {
+        assert_eq!(
+            send(&client, get(&format!("http://{host}.test/")))
+                .await
+                .unwrap_err(),
+            ErrorCode::DestinationIpProhibited,
+            "{host}"
+        );
+    }
+    assert!(dialer.dialed.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_allowed_private_ip_with_a_port_is_reachable_on_that_port_only() {
+    // `*` lets any name through; `127.0.0.1:PORT` allows loopback only on
+    // the origin's port. A name that resolves to loopback on another port
+    // (an SSH daemon, an admin endpoint) is refused before any dial.
+    let (addr, _) = origin().await;
+    let other: SocketAddr = SocketAddr::new(addr.ip(), addr.port().wrapping_add(1).max(1));
+    let (client, dialer) = client_with(
+        config(&["*", &format!("127.0.0.1:{}", addr.port())]),
+        FixedResolver(vec![
+            ("app.test".into(), Ok(vec![addr])),
+            ("ssh.test".into(), Ok(vec![other])),
+        ]),
+    );
+    assert_eq!(
+        send(&client, get(&format!("http://ssh.test:{}/", other.port())))
+            .await
+            .unwrap_err(),
+        ErrorCode::DestinationIpProhibited
+    );
+    assert!(dialer.dialed.lock().unwrap().is_empty());
+    let resp = send(&client, get(&format!("http://app.test:{}/x", addr.port())))
+        .await
+        .unwrap();
+    assert!(text(resp).await.contains("path=/x"));
+    assert_eq!(*dialer.dialed.lock().unwrap(), vec![addr]);
+}
+
+#[tokio::test]
 async fn dns_failures_have_their_own_codes() {
     let (client, _) = client_with(
         config(&["*"]),
@@ -622,3 +674,4 @@ async fn unsupported_schemes_fail_before_connecting() {
     );
     assert!(dialer.dialed.lock().unwrap().is_empty());
 }
+
