@@ -2,7 +2,9 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 use berth_http::body::host_body;
 use berth_http::outbound::ResponseFuture;
@@ -13,6 +15,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 #[cfg(feature = "tls")]
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::body::UpstreamBody;
 use crate::config::{OutboundConfig, Timeouts};
@@ -51,6 +54,12 @@ struct Inner {
     #[cfg(feature = "tls")]
     tls: LazyConnector,
     pool: Pool,
+    /// One permit per open connection (`config.max_connections`), held by
+    /// the task that drives it.
+    connections: Arc<Semaphore>,
+    /// Whether the reaper task runs (started by the first request, inside
+    /// the runtime that serves it).
+    reaper: AtomicBool,
     resolver: Arc<dyn Resolve>,
     dialer: Arc<dyn Dial>,
 }
@@ -94,6 +103,8 @@ impl DefaultClient {
                 policy: EgressPolicy::new(config.allow.clone()),
                 h2c: EgressPolicy::new(config.h2c_hosts.clone()),
                 pool: Pool::new(config.pool_idle_timeout, config.max_connections_per_origin),
+                connections: Arc::new(Semaphore::new(config.max_connections.max(1))),
+                reaper: AtomicBool::new(false),
                 #[cfg(feature = "tls")]
                 tls,
                 resolver,
@@ -108,6 +119,23 @@ impl DefaultClient {
         self.inner.pool.len()
     }
 
+    /// Connections open now, pooled or not (at most
+    /// [`OutboundConfig::max_connections`]).
+    pub fn open_connections(&self) -> usize {
+        self.inner.config.max_connections.max(1) - self.inner.connections.available_permits()
+    }
+
+    /// Origins the client keeps any state for: pooled connections, learned
+    /// HTTP/2 support, connection locks. Origins not used for the pool's
+    /// idle timeout are forgotten.
+    pub fn tracked_origins(&self) -> usize {
+        let inner = &self.inner;
+        let mut origins: HashSet<Origin> = lock(&inner.h2_origins).clone();
+        origins.extend(lock(&inner.connecting).keys().cloned());
+        origins.extend(inner.pool.origins());
+        origins.len()
+    }
+
     /// A handle that reads [`DefaultClient::pooled_connections`] without
     /// keeping the client alive (for metrics that outlive an app).
     pub fn pool_gauge(&self) -> PoolGauge {
@@ -117,7 +145,7 @@ impl DefaultClient {
 
 /// Reads a [`DefaultClient`]'s pooled connections while the client lives.
 #[derive(Clone)]
-pub struct PoolGauge(std::sync::Weak<Inner>);
+pub struct PoolGauge(Weak<Inner>);
 
 impl std::fmt::Debug for PoolGauge {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -136,12 +164,70 @@ impl PoolGauge {
 
 impl OutboundClient for DefaultClient {
     fn send(&self, request: http::Request<HostBody>, timeouts: RequestTimeouts) -> ResponseFuture {
+        if !self.inner.reaper.swap(true, Ordering::Relaxed) {
+            reap_every(Arc::downgrade(&self.inner));
+        }
         let inner = self.inner.clone();
         Box::pin(async move { inner.send(request, timeouts).await })
     }
 }
 
+/// How often the reaper looks at the pool: half the idle timeout, between
+/// 100 ms and 30 s.
+fn reap_interval(idle_timeout: Duration) -> Duration {
+    (idle_timeout / 2).clamp(Duration::from_millis(100), Duration::from_secs(30))
+}
+
+/// Runs [`Inner::reap`] on a timer until the client is dropped.
+fn reap_every(client: Weak<Inner>) {
+    let Some(interval) = client
+        .upgrade()
+        .map(|c| reap_interval(c.config.pool_idle_timeout))
+    else {
+        return;
+    };
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(interval).await;
+            let Some(inner) = client.upgrade() else {
+                return;
+            };
+            inner.reap();
+        }
+    });
+}
+
 impl Inner {
+    /// Closes idle connections past their timeout and forgets origins that
+    /// have nothing left: no connection, no connection being opened.
+    fn reap(&self) {
+        self.pool.reap();
+        lock(&self.connecting).retain(|_, gate| Arc::strong_count(gate) > 1);
+        lock(&self.h2_origins).retain(|origin| self.pool.holds(origin));
+    }
+
+    /// A place under the connection cap: at once, or by closing the least
+    /// recently used idle connection, or by waiting for one to close, at
+    /// most the connect timeout (`connection-limit-reached` after that).
+    async fn connection_place(&self, wait: Duration) -> Result<OwnedSemaphorePermit, ErrorCode> {
+        if let Ok(place) = self.connections.clone().try_acquire_owned() {
+            return Ok(place);
+        }
+        // The evicted connection's task ends, and returns its place, once
+        // hyper sees its sender gone.
+        self.pool.evict_idle();
+        match tokio::time::timeout(wait, self.connections.clone().acquire_owned()).await {
+            Ok(Ok(place)) => Ok(place),
+            _ => {
+                tracing::info!(
+                    max = self.config.max_connections,
+                    "outgoing request refused: the client's connection cap is reached"
+                );
+                Err(ErrorCode::ConnectionLimitReached)
+            }
+        }
+    }
+
     async fn send(
         &self,
         mut request: http::Request<HostBody>,
@@ -264,6 +350,7 @@ impl Inner {
             return Err(refusal.unwrap_or(ErrorCode::DestinationIpProhibited));
         }
 
+        let place = self.connection_place(timeouts.connect).await?;
         let dial = async {
             let mut last = ErrorCode::ConnectionRefused;
             for addr in allowed {
@@ -299,10 +386,10 @@ impl Inner {
                 if h2 {
                     lock(&self.h2_origins).insert(origin.clone());
                 }
-                return handshake(tls, h2).await;
+                return handshake(tls, h2, place).await;
             }
             let h2 = self.h2c_allowed(origin);
-            handshake(tcp, h2).await
+            handshake(tcp, h2, place).await
         };
         tokio::time::timeout(timeouts.connect, connect_and_handshake)
             .await
@@ -362,8 +449,9 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Runs a connection's I/O until it closes (the senders hold the other end).
-fn drive<F>(conn: F, protocol: &'static str)
+/// Runs a connection's I/O until it closes (the senders hold the other
+/// end), holding its place under the client's connection cap.
+fn drive<F>(conn: F, protocol: &'static str, place: OwnedSemaphorePermit)
 where
     F: Future<Output = Result<(), hyper::Error>> + Send + 'static,
 {
@@ -371,10 +459,11 @@ where
         if let Err(err) = conn.await {
             tracing::debug!("upstream {protocol} connection ended: {err}");
         }
+        drop(place);
     });
 }
 
-async fn handshake<T>(io: T, h2: bool) -> Result<Sender, ErrorCode>
+async fn handshake<T>(io: T, h2: bool, place: OwnedSemaphorePermit) -> Result<Sender, ErrorCode>
 where
     T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
@@ -385,7 +474,7 @@ where
             .handshake(io)
             .await
             .map_err(|e| request_error(&e))?;
-        drive(conn, "HTTP/2");
+        drive(conn, "HTTP/2", place);
         Ok(Sender::H2(sender))
     } else {
         let (sender, conn) = http1::Builder::new()
@@ -393,7 +482,7 @@ where
             .handshake(io)
             .await
             .map_err(|e| request_error(&e))?;
-        drive(conn, "HTTP/1.1");
+        drive(conn, "HTTP/1.1", place);
         Ok(Sender::H1(sender))
     }
 }

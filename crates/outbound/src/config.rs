@@ -22,6 +22,11 @@ pub const MAX_BETWEEN_BYTES_TIMEOUT: Duration = Duration::from_secs(120);
 pub const DEFAULT_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// Most HTTP/1.1 connections kept per origin: 32.
 pub const DEFAULT_MAX_CONNECTIONS_PER_ORIGIN: usize = 32;
+/// Most connections one client holds open at once, all origins together
+/// (busy, idle and being opened): 256. Past it, an idle pooled connection
+/// is closed to make room, or the request waits for one to close, at most
+/// its connect timeout, then fails with `connection-limit-reached`.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
 /// Identity this server puts in `CDN-Loop` to detect request loops.
 pub const DEFAULT_LOOP_IDENTITY: &str = "berth";
 
@@ -67,6 +72,8 @@ pub struct OutboundConfig {
     pub pool_idle_timeout: Duration,
     /// See [`DEFAULT_MAX_CONNECTIONS_PER_ORIGIN`].
     pub max_connections_per_origin: usize,
+    /// See [`DEFAULT_MAX_CONNECTIONS`].
+    pub max_connections: usize,
     /// See [`DEFAULT_LOOP_IDENTITY`].
     pub loop_identity: String,
 }
@@ -86,6 +93,7 @@ impl Default for OutboundConfig {
             max_between_bytes_timeout: MAX_BETWEEN_BYTES_TIMEOUT,
             pool_idle_timeout: DEFAULT_POOL_IDLE_TIMEOUT,
             max_connections_per_origin: DEFAULT_MAX_CONNECTIONS_PER_ORIGIN,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             loop_identity: DEFAULT_LOOP_IDENTITY.to_owned(),
         }
     }

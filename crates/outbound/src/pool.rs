@@ -3,8 +3,11 @@
 //! HTTP/1.1 connections carry one request at a time: a pooled one is handed
 //! out only when hyper reports it ready (its previous response body was read
 //! to the end). An HTTP/2 connection is shared by all requests to its origin.
-//! Idle entries expire; each origin keeps at most a fixed number of HTTP/1.1
-//! connections (requests beyond that use a connection that is not kept).
+//! Idle entries expire, checked on every checkout and by the client's
+//! reaper ([`Pool::reap`]) so that an origin never used again does not keep
+//! its sockets, nor its entry; each origin keeps at most a fixed number of
+//! HTTP/1.1 connections (requests beyond that use a connection that is not
+//! kept).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -67,12 +70,20 @@ impl Pool {
         }
     }
 
+    fn alive(&self, entry: &Entry, now: Instant) -> bool {
+        !entry.sender.is_closed() && now.duration_since(entry.last_used) < self.idle_timeout
+    }
+
     /// A ready sender for `origin`, if the pool has one.
     pub(crate) fn checkout(&self, origin: &Origin) -> Option<Sender> {
         let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         let list = map.get_mut(origin)?;
         let now = Instant::now();
-        list.retain(|e| !e.sender.is_closed() && now - e.last_used < self.idle_timeout);
+        list.retain(|e| self.alive(e, now));
+        if list.is_empty() {
+            map.remove(origin);
+            return None;
+        }
         let found = list.iter().position(|e| e.sender.is_usable())?;
         let entry = &mut list[found];
         if let Sender::H2(s) = &entry.sender {
@@ -103,6 +114,53 @@ impl Pool {
             last_used: Instant::now(),
         });
         true
+    }
+
+    /// Drops closed and expired connections (closing them) and the entries
+    /// of origins left with none. Returns how many connections remain.
+    pub(crate) fn reap(&self) -> usize {
+        let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        map.retain(|_, list| {
+            list.retain(|e| self.alive(e, now));
+            !list.is_empty()
+        });
+        map.values().map(Vec::len).sum()
+    }
+
+    /// Closes the least recently used idle HTTP/1.1 connection, to make
+    /// room under the client's connection cap. Returns whether there was
+    /// one.
+    pub(crate) fn evict_idle(&self) -> bool {
+        let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let oldest = map
+            .iter()
+            .flat_map(|(origin, list)| list.iter().enumerate().map(move |(i, e)| (origin, i, e)))
+            .filter(|(_, _, e)| matches!(e.sender, Sender::H1(_)) && e.sender.is_usable())
+            .min_by_key(|(_, _, e)| e.last_used)
+            .map(|(origin, i, _)| (origin.clone(), i));
+        let Some((origin, i)) = oldest else {
+            return false;
+        };
+        if let Some(list) = map.get_mut(&origin) {
+            list.swap_remove(i);
+            if list.is_empty() {
+                map.remove(&origin);
+            }
+        }
+        true
+    }
+
+    /// Whether any connection to `origin` is held.
+    pub(crate) fn holds(&self, origin: &Origin) -> bool {
+        let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        map.contains_key(origin)
+    }
+
+    /// The origins with connections held.
+    pub(crate) fn origins(&self) -> Vec<Origin> {
+        let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        map.keys().cloned().collect()
     }
 
     /// Connections currently held (busy or idle), for tests and metrics.

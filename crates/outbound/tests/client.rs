@@ -675,3 +675,98 @@ async fn unsupported_schemes_fail_before_connecting() {
     assert!(dialer.dialed.lock().unwrap().is_empty());
 }
 
+// ------------------------------------------------------------- pool hygiene
+
+/// An HTTP/1.1 origin that answers one request per connection, then
+/// reports (on the channel) when the client closes the connection.
+async fn closing_watch_origin() -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (closed_tx, closed) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let closed_tx = closed_tx.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    .await;
+                // Keep-alive: the next read ends only when the client closes.
+                if matches!(stream.read(&mut buf).await, Ok(0) | Err(_)) {
+                    let _ = closed_tx.send(());
+                }
+            });
+        }
+    });
+    (addr, closed)
+}
+
+#[tokio::test]
+async fn idle_connections_are_reaped_on_a_timer_and_their_origins_forgotten() {
+    let (addr, mut closed) = closing_watch_origin().await;
+    let mut cfg = config(&["127.0.0.1"]);
+    cfg.pool_idle_timeout = Duration::from_millis(300);
+    let (client, _) = client_with(cfg, FixedResolver(vec![]));
+    let resp = send(&client, get(&format!("http://{addr}/")))
+        .await
+        .unwrap();
+    assert_eq!(text(resp).await, "ok");
+    assert_eq!(client.pooled_connections(), 1);
+    assert_eq!(client.tracked_origins(), 1);
+    // Nothing else is sent, to that origin or any other: the reaper alone
+    // must close the idle connection.
+    tokio::time::timeout(Duration::from_secs(3), closed.recv())
+        .await
+        .expect("the idle connection was closed by the client")
+        .unwrap();
+    assert_eq!(client.pooled_connections(), 0);
+    assert_eq!(client.tracked_origins(), 0);
+    // Its place under the connection cap came back too.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(client.open_connections(), 0);
+}
+
+#[tokio::test]
+async fn the_connection_cap_closes_an_idle_connection_or_refuses() {
+    let (first, mut first_closed) = closing_watch_origin().await;
+    let (second, _) = closing_watch_origin().await;
+    let stalled = raw_upstream(b"", true).await;
+    let mut cfg = config(&["127.0.0.1"]);
+    cfg.max_connections = 1;
+    cfg.connect_timeout = Duration::from_millis(300);
+    let (client, _) = client_with(cfg, FixedResolver(vec![]));
+    let resp = send(&client, get(&format!("http://{first}/")))
+        .await
+        .unwrap();
+    assert_eq!(text(resp).await, "ok");
+    assert_eq!(client.open_connections(), 1);
+    // Another origin: the idle connection to the first is closed to make
+    // room. This one never answers, so its connection stays busy.
+    let busy = {
+        let client = client.clone();
+        tokio::spawn(async move { send(&client, get(&format!("http://{stalled}/"))).await })
+    };
+    tokio::time::timeout(Duration::from_secs(3), first_closed.recv())
+        .await
+        .expect("the idle connection was evicted")
+        .unwrap();
+    // No place, nothing idle to close: refused after the connect timeout.
+    assert_eq!(
+        send(&client, get(&format!("http://{second}/")))
+            .await
+            .unwrap_err(),
+        ErrorCode::ConnectionLimitReached
+    );
+    assert_eq!(client.open_connections(), 1);
+    // Once the busy one gives up (first-byte timeout), its place returns.
+    assert_eq!(
+        busy.await.unwrap().unwrap_err(),
+        ErrorCode::ConnectionReadTimeout
+    );
+    let resp = send(&client, get(&format!("http://{second}/")))
+        .await
+        .unwrap();
+    assert_eq!(text(resp).await, "ok");
+}
