@@ -4,7 +4,10 @@
 //!
 //! * `GET /metrics` → the Prometheus (OpenMetrics text) metrics of the
 //!   platform served (see [`crate::metrics`]).
-//! * `GET /healthz` → `200` while the process is up.
+//! * `GET /healthz` → `200` while the process is up and its CPU limits
+//!   hold; `503` once an epoch ticker has failed
+//!   ([`berth_runtime::engine::ticker_fault`]), so an orchestrator
+//!   restarts it.
 //! * `GET /readyz` → `200` once the traffic listener serves loaded apps;
 //!   `503` while draining (from the shutdown call on, before the traffic
 //!   listener closes, so a load balancer stops sending first) and while no
@@ -77,7 +80,13 @@ fn answer<B>(probe: &Probe, request: &http::Request<B>) -> http::Response<Full<B
         return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
     }
     match request.uri().path() {
-        "/healthz" => text(StatusCode::OK, "ok\n"),
+        "/healthz" => match berth_runtime::engine::ticker_fault() {
+            None => text(StatusCode::OK, "ok\n"),
+            Some(_) => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unhealthy: the epoch ticker failed, CPU limits no longer hold\n",
+            ),
+        },
         "/metrics" => match &probe.platform {
             Some(platform) => {
                 let mut response = text(StatusCode::OK, "");

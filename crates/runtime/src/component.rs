@@ -279,6 +279,13 @@ pub fn compile(
     source: &Source<'_>,
 ) -> Result<(Component, crate::cache::CacheOutcome), LoadError> {
     let what = source.what.to_owned();
+    if source.bytes.len() > config.max_component_bytes {
+        return Err(LoadError::TooLarge {
+            what,
+            size: source.bytes.len() as u64,
+            max: config.max_component_bytes,
+        });
+    }
     if !source.bytes.starts_with(WASM_MAGIC) {
         return Err(LoadError::NotWasm { what });
     }

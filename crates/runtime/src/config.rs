@@ -56,6 +56,11 @@ pub const DEFAULT_INSTANCE_REQUESTS: u32 = 256;
 /// Default cap on guest stdout + stderr bytes logged per request (1 MiB).
 pub const DEFAULT_LOG_LIMIT: usize = 1 << 20;
 
+/// Largest component accepted at load (256 MiB): a bigger file is refused
+/// before it is compiled, with a clear error, rather than tying up the
+/// compiler and the process's memory.
+pub const DEFAULT_MAX_COMPONENT_BYTES: usize = 256 << 20;
+
 /// Guest output an app may log per second, all its instances together
 /// (1 MiB/s, with bursts of four seconds' worth); 0 means no limit.
 pub const DEFAULT_LOG_RATE: u64 = 1 << 20;
@@ -89,6 +94,8 @@ pub struct RuntimeConfig {
     /// together; lines beyond are dropped and counted. See
     /// [`DEFAULT_LOG_RATE`]; 0 means no limit.
     pub log_rate: u64,
+    /// See [`DEFAULT_MAX_COMPONENT_BYTES`].
+    pub max_component_bytes: usize,
     /// Use the pooling instance allocator (falls back to on-demand when the
     /// address space cannot be reserved).
     pub pooling: bool,
@@ -138,6 +145,7 @@ impl Default for RuntimeConfig {
             fields_size_limit: berth_http::fields::DEFAULT_FIELDS_SIZE_LIMIT,
             log_limit: DEFAULT_LOG_LIMIT,
             log_rate: DEFAULT_LOG_RATE,
+            max_component_bytes: DEFAULT_MAX_COMPONENT_BYTES,
             pooling: true,
             keep_resident: DEFAULT_KEEP_RESIDENT,
             stack_keep_resident: DEFAULT_STACK_KEEP_RESIDENT,

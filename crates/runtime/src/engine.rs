@@ -2,7 +2,6 @@
 //! [`Engines`]: the set of them that many apps share (one pooling
 //! allocator and one ticker per engine flavour, however many apps).
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -182,33 +181,4 @@ pub fn build_engine(config: &EngineConfig, concurrency: Concurrency) -> Result<E
     Engine::new(&wasm).map_err(LoadError::Engine)
 }
 
-/// Advances the engine's epoch every tick from a dedicated thread, so the
-/// CPU limit works even when every async worker is busy. Stops when dropped.
-#[derive(Debug)]
-pub struct EpochTicker {
-    stop: Arc<AtomicBool>,
-}
-
-impl EpochTicker {
-    /// Starts ticking `engine` every `tick`.
-    pub fn start(engine: Engine, tick: Duration) -> std::io::Result<Self> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        std::thread::Builder::new()
-            .name("berth-epoch".into())
-            .spawn(move || {
-                while !flag.load(Ordering::Relaxed) {
-                    #[allow(clippy::disallowed_methods, reason = "dedicated ticker thread")]
-                    std::thread::sleep(tick);
-                    engine.increment_epoch();
-                }
-            })?;
-        Ok(Self { stop })
-    }
-}
-
-impl Drop for EpochTicker {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
+pub use crate::ticker::{EpochTicker, ticker_fault};

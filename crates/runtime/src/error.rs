@@ -75,6 +75,17 @@ pub enum LoadError {
         #[source]
         source: crate::preinit::PreInitError,
     },
+    /// The component is larger than
+    /// [`crate::config::RuntimeConfig::max_component_bytes`].
+    #[error("{what} is {size} bytes, more than the {max}-byte limit on components")]
+    TooLarge {
+        /// What was loaded.
+        what: String,
+        /// Its size.
+        size: u64,
+        /// The limit.
+        max: usize,
+    },
     /// The epoch ticker thread could not start.
     #[error("could not start the epoch ticker: {0}")]
     Ticker(#[source] std::io::Error),

@@ -34,6 +34,7 @@ mod pool;
 pub mod preinit;
 pub mod stdio;
 pub mod store;
+mod ticker;
 pub mod wasi_config;
 
 use std::sync::Arc;

@@ -108,6 +108,7 @@ struct AppSection {
     cpu_time_limit_ms: Option<Spanned<u64>>,
     wall_time_limit_ms: Option<Spanned<u64>>,
     memory_limit_mib: Option<Spanned<u64>>,
+    max_component_mib: Option<Spanned<u64>>,
     max_request_body_mib: Option<Spanned<u64>>,
     request_body_idle_timeout_secs: Option<Spanned<u64>>,
     max_concurrent_requests: Option<Spanned<usize>>,
@@ -655,6 +656,12 @@ impl Checker<'_> {
         if let Some(kib) = section.guest_log_rate_kib {
             runtime.log_rate = kib.saturating_mul(1024);
         }
+        self.set_positive(
+            section.max_component_mib.as_ref(),
+            &key("max_component_mib"),
+            &mut runtime.max_component_bytes,
+            |mib| usize::try_from(mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX),
+        );
 
         let mut body_limits = crate::limits::BodyLimits::default();
         if let Some(v) = &section.max_request_body_mib {

@@ -661,17 +661,30 @@ enum Prepared<'a> {
     Build(&'a AppConfig, Vec<(Vec<u8>, String)>, [u8; 32]),
 }
 
-/// Reads an app's components.
+/// Reads an app's components; a file over the app's component size limit
+/// is refused before it is read.
 fn read_components(app: &AppConfig) -> Result<Vec<(Vec<u8>, String)>, AppError> {
+    let max = app.runtime.max_component_bytes;
     app.components
         .iter()
         .map(|source| match source {
-            ComponentSource::File(path) => std::fs::read(path)
-                .map(|bytes| (bytes, path.display().to_string()))
-                .map_err(|source| AppError::Read {
+            ComponentSource::File(path) => {
+                let read_error = |source| AppError::Read {
                     path: path.clone(),
                     source,
-                }),
+                };
+                let size = std::fs::metadata(path).map_err(read_error)?.len();
+                if size > max as u64 {
+                    return Err(AppError::Load(LoadError::TooLarge {
+                        what: path.display().to_string(),
+                        size,
+                        max,
+                    }));
+                }
+                std::fs::read(path)
+                    .map(|bytes| (bytes, path.display().to_string()))
+                    .map_err(read_error)
+            }
             ComponentSource::Bytes { name, bytes } => Ok((bytes.to_vec(), name.clone())),
         })
         .collect()

@@ -70,6 +70,11 @@ pub(crate) struct ServeCommand {
     #[arg(long, value_name = "MIB", default_value_t = (berth_runtime::config::DEFAULT_MEMORY_LIMIT >> 20) as u64)]
     memory_limit_mib: u64,
 
+    /// Largest component accepted, in MiB: a bigger file is refused at
+    /// load, before it is read or compiled.
+    #[arg(long, value_name = "MIB", default_value_t = (berth_runtime::config::DEFAULT_MAX_COMPONENT_BYTES >> 20) as u64)]
+    max_component_mib: u64,
+
     #[command(flatten)]
     outbound: OutboundArgs,
 
@@ -202,6 +207,7 @@ const FILE_ONLY: &[&str] = &[
     "cpu_time_limit_ms",
     "wall_time_limit_ms",
     "memory_limit_mib",
+    "max_component_mib",
     "allow_outbound",
     "ca_files",
     "h2c_outbound",
@@ -278,6 +284,8 @@ impl ServeCommand {
             concurrent_requests: self.concurrent_requests,
             instance_requests: self.instance_requests,
             log_rate: self.guest_log_rate_kib.saturating_mul(1024),
+            max_component_bytes: usize::try_from(self.max_component_mib.saturating_mul(1 << 20))
+                .context("--max-component-mib is too large")?,
             cache_dir: self.cache.dir(),
             pre_init: self.pre_init,
             ..RuntimeConfig::default()
@@ -439,10 +447,28 @@ async fn serve(config: Config, file: Option<PathBuf>) -> anyhow::Result<()> {
     crate::logging::banner(&format!("Serving HTTP on {scheme}://{local}/"));
     tokio::select! {
         () = shutdown_signal() => server.shutdown(drain_timeout),
+        fault = ticker_failed() => {
+            // Guests are still stopped (the watchdog ticks coarsely), but a
+            // server whose CPU limits no longer hold must not go on: drain
+            // and exit non-zero, so a supervisor restarts it.
+            server.shutdown(drain_timeout);
+            server.await;
+            anyhow::bail!("{fault}: CPU limits no longer hold; stopped serving");
+        }
         () = &mut server => return Ok(()),
     }
     server.await;
     Ok(())
+}
+
+/// Resolves once an epoch ticker has failed, with its fault.
+async fn ticker_failed() -> &'static str {
+    loop {
+        if let Some(fault) = berth_runtime::engine::ticker_fault() {
+            return fault;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 /// Aborts a background task when dropped.

@@ -182,3 +182,47 @@ fn a_blocked_log_sink_does_not_stall_serving() {
     assert!(exit.success(), "{exit:?}");
     assert!(rest.contains("berth::access"), "{rest}");
 }
+
+#[test]
+fn a_failed_epoch_ticker_turns_health_503_then_drains_and_exits_non_zero() {
+    // The ticker thread panics 3 s after start (fault injection).
+    let served = Served::start_with_env(
+        &[("BERTH_FAULT_EPOCH_TICKER_PANIC_MS", "3000")],
+        &[
+            fixture("suite").to_str().unwrap(),
+            "--admin-addr",
+            "127.0.0.1:0",
+            "--drain-timeout-secs",
+            "10",
+        ],
+    );
+    let admin = served
+        .startup_log
+        .lines()
+        .find_map(|l| l.strip_prefix("Admin on http://"))
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_else(|| panic!("no admin banner:\n{}", served.startup_log))
+        .to_owned();
+    assert_eq!(get(&admin, "/healthz").0, "HTTP/1.0 200 OK");
+    // In flight when the fault comes: the drain lets it finish.
+    let traffic = served.addr.clone();
+    let slow = std::thread::spawn(move || get(&traffic, "/sleep?ms=5000"));
+    let started = Instant::now();
+    loop {
+        let (status, body) = get(&admin, "/healthz");
+        if status.starts_with("HTTP/1.0 503") {
+            assert!(body.contains("epoch ticker"), "{body}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "healthz still {status}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, _) = slow.join().unwrap();
+    assert_eq!(status, "HTTP/1.0 200 OK", "the in-flight request finished");
+    let (exit, log) = served.wait();
+    assert!(!exit.success(), "exit {exit:?}\n{log}");
+    assert!(log.contains("CPU limits no longer hold"), "{log}");
+}

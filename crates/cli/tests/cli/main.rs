@@ -217,6 +217,29 @@ fn core_module_is_a_clear_error() {
 }
 
 #[test]
+fn a_component_over_the_size_limit_is_refused_before_compiling() {
+    // 2 MiB that would not compile either: the size is what is reported.
+    let mut bytes = b"\0asm\x0d\0\x01\0".to_vec();
+    bytes.resize(2 << 20, 0xff);
+    let path = temp_file("big.wasm", &bytes);
+    let output = berth()
+        .arg("serve")
+        .arg(&path)
+        .args(["--addr", "127.0.0.1:0", "--max-component-mib", "1"])
+        .output()
+        .expect("berth runs");
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{err}");
+    assert!(
+        err.contains("is 2097152 bytes, more than the 1048576-byte limit on components"),
+        "{err}"
+    );
+    // The same file under the default limit gets as far as compiling.
+    let err = serve_error(&path);
+    assert!(!err.contains("limit on components"), "{err}");
+}
+
+#[test]
 fn non_wasm_file_is_a_clear_error() {
     let path = temp_file("text.wasm", b"hello, I am text");
     let err = serve_error(&path);
