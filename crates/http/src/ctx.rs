@@ -1,11 +1,12 @@
 //! Per-store `wasi:http` state and the view host impls work through.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use wasmtime::component::{HasData, Resource, ResourceTable};
+use wasmtime::component::{GuestTaskId, HasData, Resource, ResourceTable};
 
 use crate::error::ErrorCode;
 use crate::fields::{DEFAULT_FIELDS_SIZE_LIMIT, FieldMap, strip_forbidden};
@@ -34,6 +35,17 @@ pub struct HttpCtx {
     pub(crate) outgoing_sent: u32,
     /// Slots for this invocation's outgoing requests waiting for a head.
     pub(crate) outgoing_slots: Arc<Semaphore>,
+    /// wasi:http@0.3: the budgets of the requests one instance serves at
+    /// once or in turn, by the guest task handling each (see
+    /// [`HttpCtx::open_request`]).
+    scopes: HashMap<GuestTaskId, RequestBudget>,
+}
+
+/// One request's outgoing-request counters.
+#[derive(Debug)]
+struct RequestBudget {
+    sent: u32,
+    slots: Arc<Semaphore>,
 }
 
 /// Default cap on outgoing requests per invocation (50).
@@ -57,6 +69,7 @@ impl Default for HttpCtx {
             outgoing_queue_timeout: DEFAULT_OUTGOING_QUEUE_TIMEOUT,
             outgoing_sent: 0,
             outgoing_slots: Arc::new(Semaphore::new(DEFAULT_MAX_CONCURRENT_OUTGOING)),
+            scopes: HashMap::new(),
         }
     }
 }
@@ -71,6 +84,7 @@ impl Clone for HttpCtx {
             outgoing_queue_timeout: self.outgoing_queue_timeout,
             outgoing_sent: 0,
             outgoing_slots: Arc::new(Semaphore::new(self.max_concurrent_outgoing)),
+            scopes: HashMap::new(),
         }
     }
 }
@@ -156,12 +170,30 @@ impl OutgoingSlot {
 }
 
 impl HttpCtx {
-    /// Admits one outgoing request of this invocation: the client to send
-    /// it with and its place in the queue for the concurrency cap. Denied
-    /// with `HTTP-request-denied` when no outbound access is configured, and
-    /// with `connection-limit-reached` past the per-invocation total.
+    /// wasi:http@0.3: gives the request handled by guest task `task` (and
+    /// the subtasks it starts) budgets of its own, so the caps count per
+    /// request however many requests the instance serves (WebAssembly/WASI
+    /// #920 ties such work to the root task). Kept while the instance lives
+    /// (at most its request count).
+    pub fn open_request(&mut self, task: GuestTaskId) {
+        self.scopes.insert(
+            task,
+            RequestBudget {
+                sent: 0,
+                slots: Arc::new(Semaphore::new(self.max_concurrent_outgoing)),
+            },
+        );
+    }
+
+    /// Admits an outgoing request: returns the client to send it with and
+    /// its place in the queue for the concurrency cap. Denied with
+    /// `HTTP-request-denied` when no outbound access is configured, and
+    /// with `connection-limit-reached` past the per-request total. `task`
+    /// is the root guest task of the call (0.3); its request's budget
+    /// applies, else this context's own (0.2: one request per store).
     pub(crate) fn admit_outgoing(
         &mut self,
+        task: Option<GuestTaskId>,
         uri: &http::Uri,
         timeouts: &RequestTimeouts,
     ) -> Result<(Arc<dyn OutboundClient>, OutgoingSlot), ErrorCode> {
@@ -172,16 +204,18 @@ impl HttpCtx {
             );
             return Err(ErrorCode::HttpRequestDenied);
         };
-        if self.outgoing_sent >= self.max_outgoing_requests {
-            tracing::info!(
-                limit = self.max_outgoing_requests,
-                "outgoing request refused: per-request total reached"
-            );
+        let limit = self.max_outgoing_requests;
+        let (sent, slots) = match task.and_then(|task| self.scopes.get_mut(&task)) {
+            Some(budget) => (&mut budget.sent, &budget.slots),
+            None => (&mut self.outgoing_sent, &self.outgoing_slots),
+        };
+        if *sent >= limit {
+            tracing::info!(limit, "outgoing request refused: per-request total reached");
             return Err(ErrorCode::ConnectionLimitReached);
         }
-        self.outgoing_sent += 1;
+        *sent += 1;
         let slot = OutgoingSlot {
-            slots: self.outgoing_slots.clone(),
+            slots: slots.clone(),
             timeout: timeouts.first_byte.unwrap_or(self.outgoing_queue_timeout),
         };
         Ok((client, slot))
@@ -223,7 +257,8 @@ mod tests {
             ..RequestTimeouts::default()
         };
         let uri = http::Uri::from_static("http://example.com/");
-        ctx.admit_outgoing(&uri, &timeouts).map(|(_, slot)| slot)
+        ctx.admit_outgoing(None, &uri, &timeouts)
+            .map(|(_, slot)| slot)
     }
 
     #[tokio::test(start_paused = true)]

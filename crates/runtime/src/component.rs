@@ -53,6 +53,13 @@ impl std::fmt::Display for World {
 pub(crate) type HandleFunc =
     TypedFunc<(Resource<Request>,), (Result<Resource<Response>, P3ErrorCode>,)>;
 
+/// A started call of a [`HandleFunc`].
+pub(crate) type HandleCall = wasmtime::component::TypedFuncCallConcurrent<
+    StoreState,
+    (Resource<Request>,),
+    (Result<Resource<Response>, P3ErrorCode>,),
+>;
+
 /// What instantiating a loaded app takes.
 #[derive(Clone)]
 pub(crate) enum Pre {

@@ -38,7 +38,7 @@ use tokio::time::Instant;
 use wasmtime::component::Accessor;
 
 use crate::Shared;
-use crate::component::Pre;
+use crate::component::{HandleCall, Pre};
 use crate::error::HandleError;
 use crate::handler::{LiveGuard, TRACE, classify_failure, new_store};
 use crate::observe::Event;
@@ -403,7 +403,6 @@ async fn serve(
         "guest call",
         error.type = tracing::field::Empty
     );
-    let wall = shared.config.wall_time_limit;
     let pushed =
         accessor.with(|mut access| access.get().http().table.push(Request::from_http(request)));
     let request = match pushed {
@@ -413,7 +412,47 @@ async fn serve(
             return Served { retire: false };
         }
     };
-    let called = tokio::time::timeout_at(deadline, entry.call_concurrent(accessor, (request,)));
+    // Started here rather than through `call_concurrent` to learn the
+    // guest task: the request's caps and log belong to it.
+    let started = accessor.with(|mut access| {
+        access.get().starting_request(request_id);
+        let call = entry.start_call_concurrent(&mut access, (request,))?;
+        access.get().open_request(call.task(), request_id);
+        wasmtime::Result::Ok(call)
+    });
+    let call = match started {
+        Ok(call) => call,
+        Err(err) => {
+            replies.send(seq, Err(HandleError::Host(err)));
+            return Served { retire: true };
+        }
+    };
+    let served = serve_started(
+        accessor, entry, call, seq, request_id, &span, deadline, replies, shared,
+    )
+    .await;
+    accessor.with(|mut access| access.get().close_request(request_id));
+    served
+}
+
+/// [`serve`], once the guest call has started.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one call site, all parts of a request"
+)]
+async fn serve_started(
+    accessor: &Accessor<StoreState>,
+    entry: crate::component::HandleFunc,
+    call: HandleCall,
+    seq: u64,
+    request_id: u64,
+    span: &tracing::Span,
+    deadline: Instant,
+    replies: &InFlight,
+    shared: &Shared,
+) -> Served {
+    let wall = shared.config.wall_time_limit;
+    let called = tokio::time::timeout_at(deadline, entry.finish_call_concurrent(accessor, call));
     let response = match called.instrument(span.clone()).await {
         Err(_) => {
             span.record("error.type", "timeout");

@@ -57,6 +57,14 @@ pub(crate) fn store_with_limits(engine: &wasmtime::Engine, state: StoreState) ->
             CallHook::CallingWasm | CallHook::ReturningFromHost => cpu.enter(),
             CallHook::CallingHost | CallHook::ReturningFromWasm => cpu.exit(),
         }
+        // An instance serving several requests (0.3): this host call (a log
+        // write, say) is for the request whose task tree made it.
+        if matches!(hook, CallHook::CallingHost)
+            && ctx.data().serves_requests()
+            && let Some(root) = ctx.async_call_stack().ok().and_then(|stack| stack.last())
+        {
+            ctx.data_mut().entered_task(root);
+        }
         Ok(())
     });
     store.epoch_deadline_callback(|mut ctx| {

@@ -7,6 +7,7 @@
 //! share a rate limit ([`OutputRate`]): lines beyond it are dropped and
 //! counted, so one noisy app cannot flood the log pipeline.
 
+use std::collections::HashMap;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -17,6 +18,7 @@ use crate::observe::{Event, ObserverSlot};
 
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
 /// Longest line kept; longer lines are emitted in pieces.
 const MAX_LINE: usize = 16 * 1024;
@@ -30,17 +32,39 @@ pub enum LogStream {
     Stderr,
 }
 
+/// Whose output the buffer is collecting: one request's id, span and byte
+/// budget.
 #[derive(Debug)]
-struct LineBuffer {
+struct Scope {
     request_id: u64,
     /// The span current when the request's log began (a front-end's
     /// `request` span carries the id clients see): the guest's lines are
     /// written in it, whichever task flushes them.
     span: tracing::Span,
-    stream: LogStream,
-    pending: Vec<u8>,
     budget: usize,
     truncated: bool,
+}
+
+impl Scope {
+    fn new(request_id: u64, budget: usize) -> Self {
+        Self {
+            request_id,
+            span: tracing::Span::current(),
+            budget,
+            truncated: false,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct LineBuffer {
+    /// The request whose output this is now.
+    scope: Scope,
+    /// wasi:http@0.3: the other requests the instance serves (see
+    /// [`GuestLog::open`]).
+    parked: HashMap<u64, Scope>,
+    stream: LogStream,
+    pending: Vec<u8>,
     /// The app's rate limit, shared by its instances.
     rate: Option<Arc<OutputRate>>,
 }
@@ -53,31 +77,33 @@ impl LineBuffer {
             return;
         }
         let text = escape(line);
-        let _in_request = self.span.enter();
+        let request_id = self.scope.request_id;
+        let _in_request = self.scope.span.enter();
         match self.stream {
             LogStream::Stdout => {
-                tracing::info!(target: "berth::guest", request_id = self.request_id, stream = "stdout", "{text}")
+                tracing::info!(target: "berth::guest", request_id, stream = "stdout", "{text}")
             }
             LogStream::Stderr => {
-                tracing::warn!(target: "berth::guest", request_id = self.request_id, stream = "stderr", "{text}")
+                tracing::warn!(target: "berth::guest", request_id, stream = "stderr", "{text}")
             }
         }
     }
 
     fn push(&mut self, mut bytes: &[u8]) {
-        if bytes.len() > self.budget {
-            bytes = &bytes[..self.budget];
-            if !self.truncated {
-                self.truncated = true;
-                let _in_request = self.span.enter();
+        let scope = &mut self.scope;
+        if bytes.len() > scope.budget {
+            bytes = &bytes[..scope.budget];
+            if !scope.truncated {
+                scope.truncated = true;
+                let _in_request = scope.span.enter();
                 tracing::warn!(
                     target: "berth::guest",
-                    request_id = self.request_id,
+                    request_id = scope.request_id,
                     "guest log limit reached; further output of this request is dropped"
                 );
             }
         }
-        self.budget -= bytes.len();
+        scope.budget -= bytes.len();
         for &b in bytes {
             if b == b'\n' {
                 let line = std::mem::take(&mut self.pending);
@@ -93,12 +119,19 @@ impl LineBuffer {
     }
 }
 
-impl Drop for LineBuffer {
-    fn drop(&mut self) {
+impl LineBuffer {
+    /// Writes out a pending partial line.
+    fn flush(&mut self) {
         if !self.pending.is_empty() {
             let line = std::mem::take(&mut self.pending);
             self.emit(&line);
         }
+    }
+}
+
+impl Drop for LineBuffer {
+    fn drop(&mut self) {
+        self.flush();
     }
 }
 
@@ -206,12 +239,10 @@ impl GuestLog {
     pub fn new(request_id: u64, stream: LogStream, budget: usize) -> Self {
         Self {
             inner: Arc::new(Mutex::new(LineBuffer {
-                request_id,
-                span: tracing::Span::current(),
+                scope: Scope::new(request_id, budget),
+                parked: HashMap::new(),
                 stream,
                 pending: Vec::new(),
-                budget,
-                truncated: false,
                 rate: None,
             })),
         }
@@ -220,30 +251,63 @@ impl GuestLog {
     /// Holds this stream's lines to `rate` as well (shared by every stream
     /// of the app).
     pub fn limit_rate(&self, rate: Arc<OutputRate>) {
-        self.inner
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .rate = Some(rate);
+        self.lock().rate = Some(rate);
     }
 
     /// Starts the log of a new request on a reused instance: flushes a
     /// pending partial line and resets the id and the byte budget.
     pub fn restart(&self, request_id: u64, budget: usize) {
-        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        if !inner.pending.is_empty() {
-            let line = std::mem::take(&mut inner.pending);
-            inner.emit(&line);
+        let mut inner = self.lock();
+        inner.flush();
+        inner.scope = Scope::new(request_id, budget);
+    }
+
+    /// wasi:http@0.3: opens the log of request `request_id`, which the
+    /// instance serves beside others; its lines are tagged with it (and
+    /// count against its own `budget`) while it is [selected](Self::select).
+    pub fn open(&self, request_id: u64, budget: usize) {
+        let mut inner = self.lock();
+        if inner.scope.request_id != request_id {
+            inner
+                .parked
+                .insert(request_id, Scope::new(request_id, budget));
         }
-        inner.request_id = request_id;
-        inner.span = tracing::Span::current();
-        inner.budget = budget;
-        inner.truncated = false;
+    }
+
+    /// wasi:http@0.3: output from now on is request `request_id`'s (a
+    /// pending partial line goes out as the previous request's). Unknown
+    /// ids leave the selection as it is.
+    pub fn select(&self, request_id: u64) {
+        let mut inner = self.lock();
+        if inner.scope.request_id == request_id {
+            return;
+        }
+        let Some(next) = inner.parked.remove(&request_id) else {
+            return;
+        };
+        inner.flush();
+        let previous = std::mem::replace(&mut inner.scope, next);
+        inner.parked.insert(previous.request_id, previous);
+    }
+
+    /// wasi:http@0.3: request `request_id` is answered; its span is let go
+    /// (so it can close), its id and budget still apply to later output.
+    pub fn close(&self, request_id: u64) {
+        let mut inner = self.lock();
+        if inner.scope.request_id == request_id {
+            inner.scope.span = tracing::Span::none();
+        } else if let Some(scope) = inner.parked.get_mut(&request_id) {
+            scope.span = tracing::Span::none();
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LineBuffer> {
+        // A poisoned lock only means an earlier write panicked mid-line.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn write(&self, bytes: &[u8]) {
-        // A poisoned lock only means an earlier write panicked mid-line.
-        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        inner.push(bytes);
+        self.lock().push(bytes);
     }
 }
 
@@ -257,6 +321,39 @@ impl StdoutStream for GuestLog {
     fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
         Box::new(self.clone())
     }
+
+    /// Writes at once, inside the guest's call (wasmtime-wasi's default
+    /// adapter writes from a background task later): the bytes go to the
+    /// request the call was made for, which a wasi:http@0.3 instance
+    /// serving several requests switches between calls.
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+}
+
+/// Most bytes a guest may hand over in one write: more than a line buffer,
+/// less than a log budget.
+const WRITE_PERMIT: usize = 64 * 1024;
+
+impl OutputStream for GuestLog {
+    fn write(&mut self, bytes: bytes::Bytes) -> StreamResult<()> {
+        GuestLog::write(self, &bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(WRITE_PERMIT)
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for GuestLog {
+    /// Always ready: writes never wait.
+    async fn ready(&mut self) {}
 }
 
 impl AsyncWrite for GuestLog {
@@ -308,8 +405,8 @@ mod tests {
         let log = GuestLog::new(1, LogStream::Stdout, 4);
         log.write(b"abcdef\n");
         let inner = log.inner.lock().unwrap();
-        assert_eq!(inner.budget, 0);
-        assert!(inner.truncated);
+        assert_eq!(inner.scope.budget, 0);
+        assert!(inner.scope.truncated);
         assert_eq!(inner.pending, b"abcd");
     }
 }

@@ -1,7 +1,9 @@
 //! What one store (one guest instance) holds.
 
+use std::collections::HashMap;
+
 use berth_http::{HttpCtx, HttpCtxView, HttpView};
-use wasmtime::component::ResourceTable;
+use wasmtime::component::{GuestTaskId, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::config::RuntimeConfig;
@@ -23,6 +25,19 @@ pub struct StoreState {
     /// The `handle` export of each wasi:http@0.3 chain stage instantiated
     /// in this store (see [`crate::component`]).
     chain: Vec<crate::component::HandleFunc>,
+    /// wasi:http@0.3: the request id of each request this instance serves,
+    /// by the guest task handling it (see [`StoreState::open_request`]).
+    /// Bounded by the tasks alive at once: a finished task's id is reused,
+    /// and its entry overwritten, by a later request.
+    requests: HashMap<GuestTaskId, u64>,
+    /// The root task the guest last ran for, whose request the guest's
+    /// output is attributed to.
+    current_task: Option<GuestTaskId>,
+    /// The request whose call is being started: a task not seen before is
+    /// its (the guest may run, and log, before the start returns its task).
+    starting: Option<u64>,
+    /// Each request's guest log byte budget.
+    log_limit: usize,
 }
 
 impl StoreState {
@@ -67,6 +82,10 @@ impl StoreState {
             stderr,
             config_vars: config.config_vars.clone(),
             chain: Vec::new(),
+            requests: HashMap::new(),
+            current_task: None,
+            starting: None,
+            log_limit: config.log_limit,
         }
     }
 
@@ -94,6 +113,74 @@ impl StoreState {
         self.cpu = CpuMeter::new(config.cpu_time_limit);
         self.stdout.restart(request_id, config.log_limit);
         self.stderr.restart(request_id, config.log_limit);
+    }
+
+    /// wasi:http@0.3: request `request_id` is handled by guest task `task`
+    /// in this instance, beside other requests: its outgoing-request caps,
+    /// its log line tags and its log byte budget are its own, for the task
+    /// and every subtask it starts (found from each host call's async call
+    /// stack).
+    pub(crate) fn open_request(&mut self, task: GuestTaskId, request_id: u64) {
+        self.starting = None;
+        // Task ids are reused once a task is gone: an entry for `task` that
+        // is not this request's is a finished request's.
+        if self.requests.get(&task) != Some(&request_id) {
+            self.register(task, request_id);
+        }
+    }
+
+    /// Request `request_id`'s call is about to start (see
+    /// [`StoreState::open_request`], which follows once it has).
+    pub(crate) fn starting_request(&mut self, request_id: u64) {
+        self.starting = Some(request_id);
+    }
+
+    fn register(&mut self, task: GuestTaskId, request_id: u64) {
+        // A reused id: the guest's next entry must select the new request.
+        if self.current_task == Some(task) {
+            self.current_task = None;
+        }
+        self.http.open_request(task);
+        self.requests.insert(task, request_id);
+        self.stdout.open(request_id, self.log_limit);
+        self.stderr.open(request_id, self.log_limit);
+    }
+
+    /// wasi:http@0.3: request `request_id` is answered (its later output
+    /// keeps its tag, without holding its span open).
+    pub(crate) fn close_request(&mut self, request_id: u64) {
+        self.stdout.close(request_id);
+        self.stderr.close(request_id);
+    }
+
+    /// Whether host calls must be attributed to requests (an instance
+    /// serving several).
+    pub(crate) fn serves_requests(&self) -> bool {
+        self.starting.is_some() || !self.requests.is_empty()
+    }
+
+    /// The guest runs for the request handled by `root`: its output goes
+    /// to that request's log.
+    pub(crate) fn entered_task(&mut self, root: GuestTaskId) {
+        if Some(root) == self.current_task {
+            return;
+        }
+        self.current_task = Some(root);
+        // While a call is being started, the guest runs for nothing else:
+        // the task is the new request's, whatever an older (finished) task
+        // with the same id was.
+        let request_id = match self.starting.take() {
+            Some(request_id) => {
+                self.register(root, request_id);
+                request_id
+            }
+            None => match self.requests.get(&root) {
+                Some(&request_id) => request_id,
+                None => return,
+            },
+        };
+        self.stdout.select(request_id);
+        self.stderr.select(request_id);
     }
 
     /// Whether the resource table still holds entries (a guest that kept

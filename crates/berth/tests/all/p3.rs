@@ -418,3 +418,133 @@ async fn p3_client_streams_through_the_shared_outbound_client() {
     assert_eq!(resp.status(), 500, "HTTP-request-denied from the guest");
     server.assert_idle().await;
 }
+
+/// Counts the instances a runtime creates.
+#[derive(Debug, Default)]
+struct CountCreated(std::sync::atomic::AtomicUsize);
+
+impl berth::runtime::observe::Observer for CountCreated {
+    fn event(&self, event: berth::runtime::observe::Event<'_>) {
+        if let berth::runtime::observe::Event::InstanceCreated { .. } = event {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+/// A `MakeWriter` into a shared buffer: the log lines a test produces.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+/// One instance serving 100 requests, four at a time, each sending ten
+/// outgoing requests and logging a line before and after: every request
+/// gets its own outgoing-request budget (the 51st of the instance used to
+/// fail with `connection-limit-reached`) and its lines carry its own id.
+#[tokio::test]
+async fn one_p3_instance_accounts_outgoing_requests_and_logs_per_request() {
+    // This test's thread only (a current-thread runtime: the server, its
+    // instance and the guest all run here).
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(captured.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let _logs = tracing::subscriber::set_default(subscriber);
+
+    let origin = berth_test_support::spawn_origin(origin_echo, None)
+        .await
+        .addr;
+    let client = DefaultClient::new(OutboundConfig {
+        allow: vec!["127.0.0.1".parse().unwrap()],
+        system_roots: false,
+        loop_identity: "berth-p3-fan".into(),
+        ..OutboundConfig::default()
+    })
+    .unwrap();
+    let server = TestServer::start_with_outbound("p3-suite", test_config(), Arc::new(client)).await;
+    let created = Arc::new(CountCreated::default());
+    server.runtime.set_observer(created.clone());
+    let addr = server.addr;
+    for batch in 0..25 {
+        let mut requests = Vec::new();
+        for i in 0..4 {
+            let tag = format!("t{}", batch * 4 + i);
+            let mut req = for_proto(request("GET", &server.url("/fan?n=10"), empty()), Proto::H2);
+            req.headers_mut()
+                .insert("x-upstream", origin.to_string().parse().unwrap());
+            req.headers_mut().insert("x-tag", tag.parse().unwrap());
+            requests.push(tokio::spawn(async move {
+                let resp = send(addr, Proto::H2, req).await;
+                (tag, resp.status(), read_body(resp).await.unwrap().0)
+            }));
+        }
+        for request in requests {
+            let (tag, status, body) = request.await.unwrap();
+            assert_eq!(status, 200, "{tag}");
+            assert_eq!(&body[..], b"10/10 []\n", "{tag}");
+        }
+    }
+    assert_eq!(
+        created.0.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "one instance served them all"
+    );
+
+    // Every request's two lines carry one request id, and no two requests
+    // share one.
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let mut ids = std::collections::HashMap::<String, std::collections::HashSet<String>>::new();
+    for line in text
+        .lines()
+        .filter(|l| l.contains("berth::guest") && l.contains(" fan t"))
+    {
+        let tag = line
+            .split(" fan ")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap();
+        let id = line
+            .split("request_id=")
+            .nth(1)
+            .unwrap()
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap();
+        ids.entry(tag.to_owned()).or_default().insert(id.to_owned());
+    }
+    assert_eq!(ids.len(), 100, "{text}");
+    let mut seen = std::collections::HashSet::new();
+    for (tag, set) in &ids {
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains(&format!(" fan {tag} ")))
+            .collect();
+        assert_eq!(set.len(), 1, "{tag}'s lines carry several ids: {lines:#?}");
+        assert!(
+            seen.insert(set.iter().next().unwrap().clone()),
+            "{tag} shares an id"
+        );
+    }
+    server.assert_idle().await;
+}

@@ -9,6 +9,9 @@
 //!   `x-upstream` through `wasi:http/client`, and returns the upstream's
 //!   response as its own (streamed). A URL without a path is sent with
 //!   `set-path-with-query(some(""))`.
+//! * `/fan?n=N`: sends N GETs, one after the other, to the authority in
+//!   `x-upstream`, logging a line (with `x-tag`) before and after; answers
+//!   `ok/N` and the error codes of the others.
 //! * `/trap-mid`: starts a body, waits 200 ms, then traps while writing it.
 //! * `/never`: starts a body and never finishes it (nor its trailers).
 //! * `/loop-after`: responds, then loops forever (post-return work).
@@ -124,6 +127,41 @@ impl Guest for Suite {
                 outgoing.set_authority(Some(authority)).unwrap();
                 outgoing.set_path_with_query(Some(path)).unwrap();
                 client::send(outgoing).await
+            }
+            "/fan" => {
+                let headers = request.get_headers();
+                let header = |name: &str| {
+                    headers
+                        .get(name)
+                        .first()
+                        .and_then(|value| String::from_utf8(value.clone()).ok())
+                };
+                let tag = header("x-tag").unwrap_or_default();
+                let Some(authority) = header("x-upstream") else {
+                    return Ok(text_response(400, "x-upstream missing\n".into()));
+                };
+                let n: usize = path
+                    .split_once("?n=")
+                    .and_then(|(_, n)| n.parse().ok())
+                    .unwrap_or(10);
+                println!("fan {tag} start");
+                let (mut ok, mut failed) = (0, Vec::new());
+                for _ in 0..n {
+                    let (_, trailers) = wit_future::new(|| Ok(None));
+                    let (outgoing, _sent) = Request::new(Fields::new(), None, trailers, None);
+                    outgoing.set_scheme(Some(&Scheme::Http)).unwrap();
+                    outgoing.set_authority(Some(&authority)).unwrap();
+                    outgoing.set_path_with_query(Some("/")).unwrap();
+                    match client::send(outgoing).await {
+                        Ok(response) => {
+                            drop(response);
+                            ok += 1;
+                        }
+                        Err(code) => failed.push(format!("{code:?}")),
+                    }
+                }
+                println!("fan {tag} done {ok}/{n}");
+                Ok(text_response(200, format!("{ok}/{n} {failed:?}\n")))
             }
             "/trap-mid" => {
                 let (mut tx, rx) = wit_stream::new();

@@ -34,7 +34,7 @@ impl outgoing_handler::Host for HttpCtxView<'_> {
         let request = parts.into_request(request.body.take_body().boxed())?;
         let (client, slot) = self
             .ctx
-            .admit_outgoing(request.uri(), &timeouts)
+            .admit_outgoing(None, request.uri(), &timeouts)
             .map_err(HttpError::Code)?;
         // The slot is held until the response head arrives (or the guest
         // drops the future, which aborts the task).

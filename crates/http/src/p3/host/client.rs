@@ -2,6 +2,7 @@
 //! same client, egress policy, caps and error codes as 0.2's
 //! `outgoing-handler`).
 
+use wasmtime::AsContextMut;
 use wasmtime::component::{Accessor, Resource};
 
 use crate::body::{BodyKind, host_body};
@@ -21,6 +22,12 @@ impl<T: Send + 'static> client::HostWithStore<T> for Http {
     ) -> HttpResult<Resource<Response>> {
         let getter = store.getter();
         let sending = store.with(|mut access| -> HttpResult<_> {
+            // The request this call works for: the root of its task tree.
+            let task = access
+                .as_context_mut()
+                .async_call_stack()
+                .ok()
+                .and_then(|stack| stack.last());
             let request = access.get().table.delete(request)?;
             let Request {
                 method,
@@ -47,7 +54,7 @@ impl<T: Send + 'static> client::HostWithStore<T> for Http {
             let (client, slot) = access
                 .get()
                 .ctx
-                .admit_outgoing(probe.uri(), &timeouts)
+                .admit_outgoing(task, probe.uri(), &timeouts)
                 .map_err(HttpError::Code)?;
             let (body, _abort) =
                 body.into_guest_body(&mut access, getter, content_length, BodyKind::Request)?;
