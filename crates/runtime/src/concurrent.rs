@@ -198,6 +198,17 @@ impl InFlight {
         }
     }
 
+    /// Resolves once the caller waiting for request `id`'s response is
+    /// gone (the client reset the stream or disconnected before the head);
+    /// never, once the response was handed over.
+    async fn caller_gone(&self, id: u64) {
+        std::future::poll_fn(|cx| match self.lock().replies.get_mut(&id) {
+            Some(reply) => reply.poll_closed(cx),
+            None => std::task::Poll::Pending,
+        })
+        .await;
+    }
+
     /// The body of request `id` ended; returns its abort handle.
     fn body_done(&self, id: u64) -> Option<BodyAbort> {
         self.lock().bodies.remove(&id)
@@ -223,6 +234,10 @@ impl InFlight {
         counts
     }
 }
+
+/// How long a guest whose client went away before the response head may
+/// take to finish before its instance is retired.
+const CANCEL_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What one request left behind.
 struct Served {
@@ -452,8 +467,33 @@ async fn serve_started(
     shared: &Shared,
 ) -> Served {
     let wall = shared.config.wall_time_limit;
-    let called = tokio::time::timeout_at(deadline, entry.finish_call_concurrent(accessor, call));
-    let response = match called.instrument(span.clone()).await {
+    let called = tokio::time::timeout_at(deadline, entry.finish_call_concurrent(accessor, call))
+        .instrument(span.clone());
+    let mut called = std::pin::pin!(called);
+    let outcome = tokio::select! {
+        outcome = called.as_mut() => outcome,
+        () = replies.caller_gone(seq) => {
+            // Nobody waits for this response any more (an HTTP/2 reset, a
+            // disconnect): the guest gets a short grace to notice (its
+            // request body reports the client gone) and finish; if it does
+            // not, the instance is retired (it takes no new request and is
+            // dropped, with the stuck task, once its other requests end),
+            // rather than keeping the guest running to the wall-clock limit.
+            span.record("error.type", "cancelled");
+            let grace = CANCEL_GRACE.min(wall);
+            let finished = tokio::time::timeout(grace, called).await.is_ok();
+            if !finished {
+                tracing::info!(
+                    request_id,
+                    ?grace,
+                    "client gone before the response head and the guest did not finish; instance retired"
+                );
+            }
+            replies.send(seq, Err(HandleError::Timeout(wall)));
+            return Served { retire: !finished };
+        }
+    };
+    let response = match outcome {
         Err(_) => {
             span.record("error.type", "timeout");
             replies.send(seq, Err(HandleError::Timeout(wall)));

@@ -555,6 +555,7 @@ async fn request_smuggling_framings_are_refused_and_never_run_twice() {
 /// service.
 async fn reset_flood(
     server: &TestServer,
+    path: &str,
     streams: usize,
     pause: Option<std::time::Duration>,
 ) -> (usize, u64) {
@@ -571,7 +572,7 @@ async fn reset_flood(
         }) else {
             break; // the server closed the connection (GOAWAY)
         };
-        let request = http::Request::get(format!("http://{}/never", server.addr))
+        let request = http::Request::get(format!("http://{}{path}", server.addr))
             .body(())
             .unwrap();
         let Ok((response, body)) = ready.send_request(request, true) else {
@@ -603,20 +604,49 @@ async fn http2_rapid_reset_cancels_guests_and_leaks_nothing() {
     };
     let server = TestServer::start_with("suite", config).await;
 
-    let (sent, reached) = reset_flood(&server, 2000, None).await;
+    let (sent, reached) = reset_flood(&server, "/never", 2000, None).await;
     assert!(sent > 0);
     assert!(reached as usize <= sent, "{reached} of {sent}");
     wait_until_idle(&server, std::time::Duration::from_secs(5)).await;
 
     // Resets that arrive after the guest started: each cancels its guest.
     let pause = Some(std::time::Duration::from_millis(5));
-    let (sent, reached) = reset_flood(&server, 100, pause).await;
+    let (sent, reached) = reset_flood(&server, "/never", 100, pause).await;
     assert_eq!(sent, 100);
     assert!(reached >= 50, "only {reached} of {sent} reached a guest");
     wait_until_idle(&server, std::time::Duration::from_secs(5)).await;
 
     let (status, body) = get(&server, Proto::H2, "/hello").await;
     assert_eq!((status, body.as_str()), (200, "hello from berth\n"));
+    server.shutdown().await;
+}
+
+/// The same against a wasi:http@0.3 app, whose instances serve several
+/// requests: a guest whose client reset the stream before the response
+/// head gets a second's grace, then its instance is retired and dropped,
+/// instead of running to the 60 s wall clock.
+#[tokio::test]
+async fn http2_rapid_reset_on_a_p3_app_cancels_guests_and_leaks_nothing() {
+    let config = berth::RuntimeConfig {
+        wall_time_limit: std::time::Duration::from_secs(60),
+        ..test_config()
+    };
+    let server = TestServer::start_with("p3-suite", config).await;
+
+    let (sent, reached) = reset_flood(&server, "/hang", 2000, None).await;
+    assert!(sent > 0);
+    assert!(reached as usize <= sent, "{reached} of {sent}");
+    wait_until_idle(&server, std::time::Duration::from_secs(5)).await;
+
+    // Resets that arrive after the guest started.
+    let pause = Some(std::time::Duration::from_millis(5));
+    let (sent, reached) = reset_flood(&server, "/hang", 100, pause).await;
+    assert_eq!(sent, 100);
+    assert!(reached >= 50, "only {reached} of {sent} reached a guest");
+    wait_until_idle(&server, std::time::Duration::from_secs(5)).await;
+
+    let (status, _) = get(&server, Proto::H2, "/").await;
+    assert_eq!(status, 200);
     server.shutdown().await;
 }
 

@@ -14,6 +14,7 @@
 //!   `ok/N` and the error codes of the others.
 //! * `/trap-mid`: starts a body, waits 200 ms, then traps while writing it.
 //! * `/never`: starts a body and never finishes it (nor its trailers).
+//! * `/hang`: never answers (waits for a future nobody completes).
 //! * `/loop-after`: responds, then loops forever (post-return work).
 //! * `/fields`: exercises fields, request-options, status and transmission
 //!   futures, and reports each result on a line.
@@ -175,6 +176,12 @@ impl Guest for Suite {
                     panic!("trap in the middle of the body");
                 });
                 Ok(response)
+            }
+            "/hang" => {
+                let (never_tx, never_rx) = wit_future::new::<Result<(), ErrorCode>>(|| Ok(()));
+                let _ = never_rx.await;
+                drop(never_tx);
+                Ok(text_response(200, "unreachable\n".into()))
             }
             "/never" => {
                 let (mut tx, rx) = wit_stream::new();
