@@ -18,6 +18,11 @@ use crate::outbound::{OutboundClient, RequestTimeouts};
 pub struct HttpCtx {
     /// Bound on each guest-built `fields` block, in accounted bytes.
     pub fields_size_limit: usize,
+    /// The instance's memory budget: header blocks the guest makes the
+    /// host hold count against it, beside its linear memory (see
+    /// [`crate::memory`]). Unlimited by default; a clone gets a fresh
+    /// budget of the same size.
+    pub memory: crate::memory::HostMemory,
     /// Sends the guest's outgoing requests. `None` denies all of them with
     /// `HTTP-request-denied` (egress is deny-by-default).
     pub outbound: Option<Arc<dyn OutboundClient>>,
@@ -63,6 +68,7 @@ impl Default for HttpCtx {
     fn default() -> Self {
         Self {
             fields_size_limit: DEFAULT_FIELDS_SIZE_LIMIT,
+            memory: crate::memory::HostMemory::default(),
             outbound: None,
             max_outgoing_requests: DEFAULT_MAX_OUTGOING_REQUESTS,
             max_concurrent_outgoing: DEFAULT_MAX_CONCURRENT_OUTGOING,
@@ -78,6 +84,7 @@ impl Clone for HttpCtx {
     fn clone(&self) -> Self {
         Self {
             fields_size_limit: self.fields_size_limit,
+            memory: self.memory.fresh(),
             outbound: self.outbound.clone(),
             max_outgoing_requests: self.max_outgoing_requests,
             max_concurrent_outgoing: self.max_concurrent_outgoing,

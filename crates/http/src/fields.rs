@@ -9,6 +9,7 @@
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::error::HeaderError;
+use crate::memory::{Charge, HostMemory, OverBudget};
 
 /// Default bound on one `fields` block: 64 KiB, counting each entry as
 /// `name + value + 32` bytes (the HTTP/2 accounting rule). Generous for real
@@ -69,12 +70,15 @@ pub fn fields_size(map: &HeaderMap) -> usize {
 }
 
 /// The host representation of a `fields` resource.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct FieldMap {
     map: HeaderMap,
     mutable: bool,
     size: usize,
     limit: usize,
+    /// Its bytes, held against the instance's memory budget (see
+    /// [`crate::memory`]) while it lives in the guest's table.
+    charge: Charge,
 }
 
 impl FieldMap {
@@ -85,6 +89,7 @@ impl FieldMap {
             mutable: true,
             size: 0,
             limit,
+            charge: Charge::none(),
         }
     }
 
@@ -97,7 +102,14 @@ impl FieldMap {
             mutable: false,
             size,
             limit: usize::MAX,
+            charge: Charge::none(),
         }
+    }
+
+    /// Charges these fields' bytes (and later growth) to `memory`.
+    pub fn charged(mut self, memory: &HostMemory) -> Result<Self, OverBudget> {
+        self.charge = memory.charge(self.size)?;
+        Ok(self)
     }
 
     /// Builds mutable fields from a guest's list, as `fields.from-list`.
@@ -105,11 +117,18 @@ impl FieldMap {
         entries: impl IntoIterator<Item = (String, Vec<u8>)>,
         limit: usize,
     ) -> Result<Self, HeaderError> {
-        let mut fields = Self::new_mutable(limit);
+        Self::new_mutable(limit).filled(entries)
+    }
+
+    /// These fields with `entries` appended, as `fields.from-list`.
+    pub fn filled(
+        mut self,
+        entries: impl IntoIterator<Item = (String, Vec<u8>)>,
+    ) -> Result<Self, HeaderError> {
         for (name, value) in entries {
-            fields.append(&name, &value)?;
+            self.append(&name, &value)?;
         }
-        Ok(fields)
+        Ok(self)
     }
 
     /// The underlying map.
@@ -132,20 +151,32 @@ impl FieldMap {
         self.mutable = false;
     }
 
-    /// A mutable copy, as `fields.clone`. The copy keeps the size limit of
-    /// the original if it had one, and the default otherwise.
-    pub fn clone_mutable(&self) -> Self {
+    /// A mutable copy, as `fields.clone`, charged to `memory`. The copy
+    /// keeps the size limit of the original if it had one, and the default
+    /// otherwise.
+    pub fn clone_mutable(&self, memory: &HostMemory) -> Result<Self, OverBudget> {
         let limit = if self.limit == usize::MAX {
             DEFAULT_FIELDS_SIZE_LIMIT.max(self.size)
         } else {
             self.limit
         };
-        Self {
+        Ok(Self {
             map: self.map.clone(),
             mutable: true,
             size: self.size,
             limit,
-        }
+            charge: memory.charge(self.size)?,
+        })
+    }
+
+    /// Sets the size to `size`, charging the difference; beyond the
+    /// instance's memory budget, refused.
+    fn resize(&mut self, size: usize) -> Result<(), HeaderError> {
+        self.charge
+            .resize(size)
+            .map_err(|over| HeaderError::SizeExceeded { limit: over.limit })?;
+        self.size = size;
+        Ok(())
     }
 
     /// All values of `name`, in order. Invalid names have no values.
@@ -208,11 +239,11 @@ impl FieldMap {
         if new_size > self.limit {
             return Err(HeaderError::SizeExceeded { limit: self.limit });
         }
+        self.resize(new_size)?;
         self.map.remove(&name);
         for value in values {
             self.map.append(name.clone(), value);
         }
-        self.size = new_size;
         Ok(())
     }
 
@@ -221,8 +252,7 @@ impl FieldMap {
         let name = self.check_mutation(name)?;
         let removed = self.size_of(&name);
         self.map.remove(&name);
-        self.size -= removed;
-        Ok(())
+        self.resize(self.size - removed)
     }
 
     /// Adds one value to `name`, as `fields.append`.
@@ -233,8 +263,8 @@ impl FieldMap {
         if self.size + added > self.limit {
             return Err(HeaderError::SizeExceeded { limit: self.limit });
         }
+        self.resize(self.size + added)?;
         self.map.append(name, value);
-        self.size += added;
         Ok(())
     }
 }
@@ -269,7 +299,8 @@ pub fn hide_forbidden(mut map: HeaderMap) -> HeaderMap {
 macro_rules! shared_fields_methods {
     () => {
         fn new(&mut self) -> wasmtime::Result<Resource<FieldMap>> {
-            let fields = FieldMap::new_mutable(self.ctx.fields_size_limit);
+            let fields =
+                FieldMap::new_mutable(self.ctx.fields_size_limit).charged(&self.ctx.memory)?;
             Ok(self.table.push(fields)?)
         }
 
@@ -277,7 +308,10 @@ macro_rules! shared_fields_methods {
             &mut self,
             entries: Vec<(String, Vec<u8>)>,
         ) -> Result<Resource<FieldMap>, FieldsError> {
-            let fields = FieldMap::from_list(entries, self.ctx.fields_size_limit)?;
+            let fields = FieldMap::new_mutable(self.ctx.fields_size_limit)
+                .charged(&self.ctx.memory)
+                .map_err(|over| crate::error::HeaderError::SizeExceeded { limit: over.limit })?
+                .filled(entries)?;
             Ok(self.table.push(fields)?)
         }
 
@@ -316,7 +350,9 @@ macro_rules! shared_fields_methods {
         }
 
         fn clone(&mut self, fields: Resource<FieldMap>) -> wasmtime::Result<Resource<FieldMap>> {
-            let copy = self.table.get(&fields)?.clone_mutable();
+            // No error in the WIT signature: past the instance's memory
+            // budget, a trap.
+            let copy = self.table.get(&fields)?.clone_mutable(&self.ctx.memory)?;
             Ok(self.table.push(copy)?)
         }
 
@@ -381,8 +417,34 @@ mod tests {
         assert_eq!(f.append("x", b"1"), Err(HeaderError::Immutable));
         assert_eq!(f.set("x", &[]), Err(HeaderError::Immutable));
         assert_eq!(f.delete("x"), Err(HeaderError::Immutable));
-        let mut copy = f.clone_mutable();
+        let mut copy = f.clone_mutable(&HostMemory::default()).unwrap();
         assert!(copy.append("x", b"1").is_ok());
+    }
+
+    #[test]
+    fn copies_and_growth_count_against_the_instance_budget() {
+        let memory = HostMemory::new(8_000);
+        let mut block = FieldMap::new_mutable(DEFAULT_FIELDS_SIZE_LIMIT)
+            .charged(&memory)
+            .unwrap();
+        block.append("x-big", &[b'v'; 3000]).unwrap();
+        let held = memory.host_bytes();
+        assert_eq!(held, 5 + 3000 + 32);
+        let copy = block.clone_mutable(&memory).unwrap();
+        assert_eq!(memory.host_bytes(), 2 * held);
+        // A third copy would pass the budget: refused, nothing held for it.
+        let err = block.clone_mutable(&memory).unwrap_err();
+        assert_eq!(err.asked, held);
+        assert_eq!(memory.host_bytes(), 2 * held);
+        // Growth past it is a size error; shrinking gives bytes back.
+        assert_eq!(
+            block.append("x-more", &[b'v'; 2000]),
+            Err(HeaderError::SizeExceeded { limit: 8_000 })
+        );
+        block.delete("x-big").unwrap();
+        assert_eq!(memory.host_bytes(), held);
+        drop(copy);
+        assert_eq!(memory.host_bytes(), 0);
     }
 
     #[test]

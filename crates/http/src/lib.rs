@@ -23,6 +23,7 @@ mod conv;
 pub mod ctx;
 pub mod error;
 pub mod fields;
+pub mod memory;
 pub mod outbound;
 pub mod p2;
 pub mod p3;

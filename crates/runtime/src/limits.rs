@@ -4,13 +4,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use berth_http::memory::HostMemory;
 use wasmtime::ResourceLimiter;
 
 /// Caps the *sum* of an instance's linear memories and its table sizes.
 /// wasmtime's own limits are per memory; a component has several.
 #[derive(Debug)]
 pub struct InstanceLimiter {
-    memory_limit: usize,
+    /// The instance's budget, shared with the host bytes its guest causes.
+    memory: HostMemory,
     memory_used: usize,
     table_elements_limit: usize,
     /// Growths refused since [`InstanceLimiter::take_denials`] last ran.
@@ -18,10 +20,11 @@ pub struct InstanceLimiter {
 }
 
 impl InstanceLimiter {
-    /// A limiter allowing `memory_limit` bytes in total.
-    pub fn new(memory_limit: usize, table_elements_limit: usize) -> Self {
+    /// A limiter allowing `memory`'s limit in total, linear memory and the
+    /// host bytes charged to it together.
+    pub fn new(memory: HostMemory, table_elements_limit: usize) -> Self {
         Self {
-            memory_limit,
+            memory,
             memory_used: 0,
             table_elements_limit,
             denials: 0,
@@ -47,17 +50,18 @@ impl ResourceLimiter for InstanceLimiter {
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         let growth = desired.saturating_sub(current);
-        let total = self.memory_used.saturating_add(growth);
-        if total > self.memory_limit {
+        if let Err(over) = self.memory.grow_guest(growth) {
             tracing::warn!(
-                limit = self.memory_limit,
-                requested = total,
+                limit = over.limit,
+                guest = over.guest,
+                host = over.host,
+                requested = growth,
                 "guest memory limit reached"
             );
             self.denials = self.denials.saturating_add(1);
             return Ok(false);
         }
-        self.memory_used = total;
+        self.memory_used = self.memory_used.saturating_add(growth);
         Ok(true)
     }
 
@@ -166,7 +170,7 @@ mod tests {
 
     #[test]
     fn memory_limit_is_summed_over_memories() {
-        let mut l = InstanceLimiter::new(100, 10);
+        let mut l = InstanceLimiter::new(HostMemory::new(100), 10);
         assert!(l.memory_growing(0, 60, None).unwrap());
         // A second memory: 60 + 50 > 100.
         assert!(!l.memory_growing(0, 50, None).unwrap());

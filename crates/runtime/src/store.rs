@@ -70,13 +70,18 @@ impl StoreState {
         stdout: GuestLog,
         stderr: GuestLog,
     ) -> Self {
+        // One budget for the guest's linear memory and the header blocks it
+        // makes the host hold.
+        let memory = berth_http::memory::HostMemory::new(config.memory_limit);
+        let mut http = http;
+        http.memory = memory.clone();
         let mut table = ResourceTable::new();
         table.set_max_capacity(config.resource_limit);
         Self {
             wasi,
             table,
             http,
-            limiter: InstanceLimiter::new(config.memory_limit, config.table_elements_limit),
+            limiter: InstanceLimiter::new(memory, config.table_elements_limit),
             cpu: CpuMeter::new(config.cpu_time_limit),
             stdout,
             stderr,
@@ -109,7 +114,10 @@ impl StoreState {
     /// `wasi:http` counters, a new CPU budget, log lines tagged anew.
     /// Guest memory is deliberately kept (that is what reuse means).
     pub(crate) fn begin_request(&mut self, config: &RuntimeConfig, http: HttpCtx, request_id: u64) {
+        // The instance's memory budget stays (its limiter shares it).
+        let memory = self.http.memory.clone();
         self.http = http;
+        self.http.memory = memory;
         self.cpu = CpuMeter::new(config.cpu_time_limit);
         self.stdout.restart(request_id, config.log_limit);
         self.stderr.restart(request_id, config.log_limit);

@@ -32,6 +32,7 @@ impl wasip2::exports::http::incoming_handler::Guest for Suite {
             "/echo" => echo(request, out),
             "/fields" => fields_report(request, out),
             "/fields-flood" => fields_flood(out),
+            "/copy-flood" => copy_flood(out),
             "/trap" => panic!("the suite guest traps on purpose"),
             "/trap-after" => trap_after(out),
             "/loop" => {
@@ -273,6 +274,23 @@ fn fields_flood(out: ResponseOutparam) {
         }
     }
     respond(out, 200, &[], b"flood was refused with an error\n");
+}
+
+/// Builds 60 KiB header blocks forever, keeping every one: each is a copy
+/// in the host, beyond the guest's own memory, which the host must stop at
+/// the instance's memory limit.
+fn copy_flood(out: ResponseOutparam) {
+    let value = vec![b'v'; 60 * 1024];
+    let mut copies = Vec::new();
+    loop {
+        match Fields::from_list(&[("x-big".into(), value.clone())]) {
+            Ok(fields) => copies.push(fields),
+            Err(err) => {
+                let text = format!("refused after {} copies: {err:?}\n", copies.len());
+                return respond(out, 200, &[], text.as_bytes());
+            }
+        }
+    }
 }
 
 fn trap_after(out: ResponseOutparam) {

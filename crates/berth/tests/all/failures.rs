@@ -490,3 +490,48 @@ async fn an_exhausted_instance_pool_is_503() {
     assert_eq!(statuses, [200, 200, 503, 503]);
     server.assert_idle().await;
 }
+
+/// Hardening: header blocks a guest makes the host hold count against its
+/// memory limit. A guest building 60 KiB blocks forever (each a copy in the
+/// host's table, beyond the guest's linear memory) is stopped once guest
+/// and host memory together reach the limit, long before the table cap
+/// (here 5 000 entries, 300 MiB of copies).
+#[tokio::test]
+async fn copying_header_blocks_is_bounded_by_the_memory_limit() {
+    let _alone = one_at_a_time().await;
+    let limit_mib = 32;
+    let config = berth::RuntimeConfig {
+        memory_limit: limit_mib << 20,
+        resource_limit: 5000,
+        ..test_config()
+    };
+    let server = TestServer::start_with("suite", config).await;
+    let before = rss_kib();
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(before));
+    let sampler = {
+        let peak = peak.clone();
+        tokio::spawn(async move {
+            loop {
+                peak.fetch_max(rss_kib(), std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+    };
+    let (status, body) = status_and_body(&server, Proto::H1, "/copy-flood").await;
+    sampler.abort();
+    peak.fetch_max(rss_kib(), std::sync::atomic::Ordering::Relaxed);
+    // The accounted bytes (name, value and 32 per entry) stay under the
+    // limit; the allocator's own overhead and the guest's memory come on
+    // top, hence the quarter of slack. Unbounded, it grows without end
+    // (hundreds of MiB by the time the CPU limit stops the guest).
+    let growth_mib = (peak.load(std::sync::atomic::Ordering::Relaxed) - before) / 1024;
+    assert!(
+        growth_mib < limit_mib as u64 * 5 / 4,
+        "RSS grew {growth_mib} MiB for a {limit_mib} MiB limit"
+    );
+    // wasi:http 0.2's header-error has no size case: a trap, so a 500
+    // (0.3 guests get `size-exceeded`).
+    assert_eq!(status, 500, "{body}");
+    eprintln!("copy flood: RSS grew {growth_mib} MiB (limit {limit_mib} MiB): {body}");
+    server.assert_idle().await;
+}

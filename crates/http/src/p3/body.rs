@@ -405,7 +405,8 @@ impl<D: 'static> FutureProducer<D> for HostTrailersProducer<D> {
             Ok(Ok(Some(map))) => {
                 let view = (self.getter)(store.data_mut());
                 let map = crate::fields::hide_forbidden(map);
-                Ok(Some(view.table.push(FieldMap::new_immutable(map))?))
+                let fields = FieldMap::new_immutable(map).charged(&view.ctx.memory)?;
+                Ok(Some(view.table.push(fields)?))
             }
             Ok(Ok(None)) => Ok(None),
             Ok(Err(code)) => Err(conv::error_code_to_wit(code)),

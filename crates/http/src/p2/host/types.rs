@@ -36,9 +36,10 @@ impl HttpCtxView<'_> {
         map: HeaderMap,
         parent: &Resource<T>,
     ) -> wasmtime::Result<Resource<Fields>> {
-        Ok(self
-            .table
-            .push_child(FieldMap::new_immutable(map), parent)?)
+        // A copy per call: charged, so a guest calling `headers()` in a loop
+        // is bounded by its memory limit (a trap past it).
+        let fields = FieldMap::new_immutable(map).charged(&self.ctx.memory)?;
+        Ok(self.table.push_child(fields, parent)?)
     }
 }
 

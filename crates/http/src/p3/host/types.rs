@@ -18,7 +18,10 @@ type Fields = FieldMap;
 
 impl HttpCtxView<'_> {
     fn push_immutable(&mut self, map: HeaderMap) -> wasmtime::Result<Resource<Fields>> {
-        Ok(self.table.push(FieldMap::new_immutable(map))?)
+        // A copy per call: charged, so a guest calling `get-headers` in a
+        // loop is bounded by its memory limit (a trap past it).
+        let fields = FieldMap::new_immutable(map).charged(&self.ctx.memory)?;
+        Ok(self.table.push(fields)?)
     }
 }
 
