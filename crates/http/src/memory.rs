@@ -89,16 +89,22 @@ impl HostMemory {
         }
     }
 
-    /// Linear memory grows by `bytes` (the limiter asks): refused when the
-    /// total would pass the limit.
-    pub fn grow_guest(&self, bytes: usize) -> Result<(), OverBudget> {
+    /// Whether `more` bytes fit beside what is in use.
+    fn fits(&self, more: usize) -> Result<(), OverBudget> {
         let total = self
             .guest_bytes()
             .saturating_add(self.host_bytes())
-            .saturating_add(bytes);
+            .saturating_add(more);
         if total > self.0.limit {
-            return Err(self.over(bytes));
+            return Err(self.over(more));
         }
+        Ok(())
+    }
+
+    /// Linear memory grows by `bytes` (the limiter asks): refused when the
+    /// total would pass the limit.
+    pub fn grow_guest(&self, bytes: usize) -> Result<(), OverBudget> {
+        self.fits(bytes)?;
         self.0.guest.fetch_add(bytes, Ordering::Relaxed);
         Ok(())
     }
@@ -135,13 +141,7 @@ impl Charge {
         };
         if bytes > self.bytes {
             let more = bytes - self.bytes;
-            let total = budget
-                .guest_bytes()
-                .saturating_add(budget.host_bytes())
-                .saturating_add(more);
-            if total > budget.0.limit {
-                return Err(budget.over(more));
-            }
+            budget.fits(more)?;
             budget.0.host.fetch_add(more, Ordering::Relaxed);
         } else {
             budget

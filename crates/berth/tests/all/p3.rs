@@ -379,18 +379,23 @@ async fn origin_echo(
     Ok(resp)
 }
 
+/// berth's outgoing client, allowed to reach loopback only.
+fn loopback_client(loop_identity: &str) -> DefaultClient {
+    DefaultClient::new(OutboundConfig {
+        allow: vec!["127.0.0.1".parse().unwrap()],
+        system_roots: false,
+        loop_identity: loop_identity.into(),
+        ..OutboundConfig::default()
+    })
+    .unwrap()
+}
+
 #[tokio::test]
 async fn p3_client_streams_through_the_shared_outbound_client() {
     let origin = berth_test_support::spawn_origin(origin_echo, None)
         .await
         .addr;
-    let client = DefaultClient::new(OutboundConfig {
-        allow: vec!["127.0.0.1".parse().unwrap()],
-        system_roots: false,
-        loop_identity: "berth-p3".into(),
-        ..OutboundConfig::default()
-    })
-    .unwrap();
+    let client = loopback_client("berth-p3");
     let server = TestServer::start_with_outbound("p3-suite", test_config(), Arc::new(client)).await;
     let mut req = for_proto(
         request(
@@ -473,13 +478,7 @@ async fn one_p3_instance_accounts_outgoing_requests_and_logs_per_request() {
     let origin = berth_test_support::spawn_origin(origin_echo, None)
         .await
         .addr;
-    let client = DefaultClient::new(OutboundConfig {
-        allow: vec!["127.0.0.1".parse().unwrap()],
-        system_roots: false,
-        loop_identity: "berth-p3-fan".into(),
-        ..OutboundConfig::default()
-    })
-    .unwrap();
+    let client = loopback_client("berth-p3-fan");
     let server = TestServer::start_with_outbound("p3-suite", test_config(), Arc::new(client)).await;
     let created = Arc::new(CountCreated::default());
     server.runtime.set_observer(created.clone());

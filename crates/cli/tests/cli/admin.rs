@@ -21,6 +21,17 @@ fn get(addr: &str, path: &str) -> (String, String) {
     (status, body)
 }
 
+/// The admin address a server printed in its start-up banner.
+fn admin_addr(served: &Served) -> String {
+    served
+        .startup_log
+        .lines()
+        .find_map(|l| l.strip_prefix("Admin on http://"))
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_else(|| panic!("no admin banner:\n{}", served.startup_log))
+        .to_owned()
+}
+
 #[test]
 fn readiness_turns_503_when_the_drain_starts_and_health_stays_up() {
     let served = Served::start(&[
@@ -30,13 +41,7 @@ fn readiness_turns_503_when_the_drain_starts_and_health_stays_up() {
         "--drain-timeout-secs",
         "10",
     ]);
-    let admin = served
-        .startup_log
-        .lines()
-        .find_map(|l| l.strip_prefix("Admin on http://"))
-        .and_then(|rest| rest.split('/').next())
-        .unwrap_or_else(|| panic!("no admin banner:\n{}", served.startup_log))
-        .to_owned();
+    let admin = admin_addr(&served);
     assert_ne!(admin, served.addr, "the admin port is not the traffic port");
     assert_eq!(
         get(&admin, "/healthz"),
@@ -146,13 +151,7 @@ fn a_blocked_log_sink_does_not_stall_serving() {
             "127.0.0.1:0",
         ],
     );
-    let admin = served
-        .startup_log
-        .lines()
-        .find_map(|l| l.strip_prefix("Admin on http://"))
-        .and_then(|rest| rest.split('/').next())
-        .unwrap_or_else(|| panic!("no admin banner:\n{}", served.startup_log))
-        .to_owned();
+    let admin = admin_addr(&served);
     // From here on nobody reads berth's stderr. Each request logs a dozen
     // lines or more (the guest's three, the access line, connection and
     // protocol debug lines), over 2 KiB: 6 000 requests are more than the
@@ -196,13 +195,7 @@ fn a_failed_epoch_ticker_turns_health_503_then_drains_and_exits_non_zero() {
             "10",
         ],
     );
-    let admin = served
-        .startup_log
-        .lines()
-        .find_map(|l| l.strip_prefix("Admin on http://"))
-        .and_then(|rest| rest.split('/').next())
-        .unwrap_or_else(|| panic!("no admin banner:\n{}", served.startup_log))
-        .to_owned();
+    let admin = admin_addr(&served);
     assert_eq!(get(&admin, "/healthz").0, "HTTP/1.0 200 OK");
     // In flight when the fault comes: the drain lets it finish.
     let traffic = served.addr.clone();
