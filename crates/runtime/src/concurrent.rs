@@ -429,12 +429,16 @@ async fn serve(
     };
     // Started here rather than through `call_concurrent` to learn the
     // guest task: the request's caps and log belong to it.
-    let started = accessor.with(|mut access| {
-        access.get().starting_request(request_id);
-        let call = entry.start_call_concurrent(&mut access, (request,))?;
-        access.get().open_request(call.task(), request_id);
-        wasmtime::Result::Ok(call)
-    });
+    // In the request's span: its guest log lines are written in it.
+    let started = {
+        let _in_request = parent.enter();
+        accessor.with(|mut access| {
+            access.get().starting_request(request_id);
+            let call = entry.start_call_concurrent(&mut access, (request,))?;
+            access.get().open_request(call.task(), request_id);
+            wasmtime::Result::Ok(call)
+        })
+    };
     let call = match started {
         Ok(call) => call,
         Err(err) => {

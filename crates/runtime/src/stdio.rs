@@ -267,7 +267,11 @@ impl GuestLog {
     /// count against its own `budget`) while it is [selected](Self::select).
     pub fn open(&self, request_id: u64, budget: usize) {
         let mut inner = self.lock();
-        if inner.scope.request_id != request_id {
+        if inner.scope.request_id == request_id {
+            // The instance's first request: its log began before its span
+            // was current.
+            inner.scope.span = tracing::Span::current();
+        } else {
             inner
                 .parked
                 .insert(request_id, Scope::new(request_id, budget));

@@ -523,9 +523,11 @@ async fn one_p3_instance_accounts_outgoing_requests_and_logs_per_request() {
             .split(' ')
             .next()
             .unwrap();
+        // The event's own field (after the span's, which carries the
+        // front-end's id).
         let id = line
-            .split("request_id=")
-            .nth(1)
+            .rsplit("request_id=")
+            .next()
             .unwrap()
             .split(|c: char| !c.is_ascii_digit())
             .next()

@@ -138,6 +138,53 @@ fn json_logs_parse_line_by_line_and_carry_the_request_id() {
     assert_eq!(access[1]["status"], 200);
 }
 
+/// A wasi:http@0.3 instance serves requests in turn (and at once): each
+/// request's guest lines carry its own id, the first request's too.
+#[test]
+fn a_p3_instances_guest_lines_carry_each_requests_id() {
+    let served = Served::start(&[
+        fixture("p3-suite").to_str().unwrap(),
+        "--log-format",
+        "json",
+    ]);
+    for i in 0..3 {
+        let mut stream = TcpStream::connect(&served.addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        write!(
+            stream,
+            "GET /fan?n=0 HTTP/1.0\r\nhost: a\r\nx-upstream: 127.0.0.1:1\r\n\
+             x-tag: tag{i}\r\nx-request-id: p3-request-{i}\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        assert!(response.starts_with("HTTP/1.0 200"), "{response}");
+    }
+    served.signal("TERM");
+    let (exit, rest) = served.wait();
+    assert!(exit.success(), "{rest}");
+    let mut guest_lines = 0;
+    for line in rest.lines() {
+        let Ok(object) = serde_json::from_str::<serde_json::Value>(line) else {
+            panic!("not a JSON line: {line}");
+        };
+        if object["target"] == "berth::guest" {
+            let message = object["message"].as_str().unwrap_or_default();
+            let tag = message.split_whitespace().nth(1).unwrap_or_default();
+            let i = tag.trim_start_matches("tag");
+            assert_eq!(
+                object["span"]["request_id"],
+                format!("p3-request-{i}").as_str(),
+                "{line}"
+            );
+            guest_lines += 1;
+        }
+    }
+    assert_eq!(guest_lines, 6, "{rest}");
+}
+
 /// A stderr nobody reads (a full pipe) must not stall serving: log lines
 /// are dropped and counted instead, and the process still exits cleanly.
 #[test]
