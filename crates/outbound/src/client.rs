@@ -164,11 +164,15 @@ impl PoolGauge {
 
 impl OutboundClient for DefaultClient {
     fn send(&self, request: http::Request<HostBody>, timeouts: RequestTimeouts) -> ResponseFuture {
-        if !self.inner.reaper.swap(true, Ordering::Relaxed) {
-            reap_every(Arc::downgrade(&self.inner));
-        }
         let inner = self.inner.clone();
-        Box::pin(async move { inner.send(request, timeouts).await })
+        Box::pin(async move {
+            // Started when first polled: inside the runtime that serves the
+            // request, wherever the future was made.
+            if !inner.reaper.swap(true, Ordering::Relaxed) {
+                reap_every(Arc::downgrade(&inner));
+            }
+            inner.send(request, timeouts).await
+        })
     }
 }
 
