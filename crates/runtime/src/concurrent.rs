@@ -428,12 +428,13 @@ async fn serve(
         }
     };
     // Started here rather than through `call_concurrent` to learn the
-    // guest task: the request's caps and log belong to it.
-    // In the request's span: its guest log lines are written in it.
+    // guest task the request's caps and log belong to. The call is only
+    // queued (the guest runs later, in the event loop), so the task is
+    // registered before it can act; registered in the request's span, in
+    // which its guest log lines are then written.
     let started = {
         let _in_request = parent.enter();
         accessor.with(|mut access| {
-            access.get().starting_request(request_id);
             let call = entry.start_call_concurrent(&mut access, (request,))?;
             access.get().open_request(call.task(), request_id);
             wasmtime::Result::Ok(call)

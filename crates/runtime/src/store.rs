@@ -33,9 +33,6 @@ pub struct StoreState {
     /// The root task the guest last ran for, whose request the guest's
     /// output is attributed to.
     current_task: Option<GuestTaskId>,
-    /// The request whose call is being started: a task not seen before is
-    /// its (the guest may run, and log, before the start returns its task).
-    starting: Option<u64>,
     /// Each request's guest log byte budget.
     log_limit: usize,
 }
@@ -89,7 +86,6 @@ impl StoreState {
             chain: Vec::new(),
             requests: HashMap::new(),
             current_task: None,
-            starting: None,
             log_limit: config.log_limit,
         }
     }
@@ -129,22 +125,9 @@ impl StoreState {
     /// and every subtask it starts (found from each host call's async call
     /// stack).
     pub(crate) fn open_request(&mut self, task: GuestTaskId, request_id: u64) {
-        self.starting = None;
-        // Task ids are reused once a task is gone: an entry for `task` that
-        // is not this request's is a finished request's.
-        if self.requests.get(&task) != Some(&request_id) {
-            self.register(task, request_id);
-        }
-    }
-
-    /// Request `request_id`'s call is about to start (see
-    /// [`StoreState::open_request`], which follows once it has).
-    pub(crate) fn starting_request(&mut self, request_id: u64) {
-        self.starting = Some(request_id);
-    }
-
-    fn register(&mut self, task: GuestTaskId, request_id: u64) {
-        // A reused id: the guest's next entry must select the new request.
+        // Task ids are reused once a task is gone: an entry for `task` is a
+        // finished request's, replaced here; and if it was the one selected,
+        // the guest's next call must select the new request.
         if self.current_task == Some(task) {
             self.current_task = None;
         }
@@ -164,7 +147,7 @@ impl StoreState {
     /// Whether host calls must be attributed to requests (an instance
     /// serving several).
     pub(crate) fn serves_requests(&self) -> bool {
-        self.starting.is_some() || !self.requests.is_empty()
+        !self.requests.is_empty()
     }
 
     /// The guest runs for the request handled by `root`: its output goes
@@ -174,18 +157,8 @@ impl StoreState {
             return;
         }
         self.current_task = Some(root);
-        // While a call is being started, the guest runs for nothing else:
-        // the task is the new request's, whatever an older (finished) task
-        // with the same id was.
-        let request_id = match self.starting.take() {
-            Some(request_id) => {
-                self.register(root, request_id);
-                request_id
-            }
-            None => match self.requests.get(&root) {
-                Some(&request_id) => request_id,
-                None => return,
-            },
+        let Some(&request_id) = self.requests.get(&root) else {
+            return;
         };
         self.stdout.select(request_id);
         self.stderr.select(request_id);
