@@ -9,6 +9,12 @@
 //!   faster than the peer reads is back-pressured and at most
 //!   [`DEFAULT_BODY_CHANNEL_CHUNKS`] × [`MAX_WRITE_CHUNK`] bytes are in flight.
 //!
+//! When the writer is charged to an instance's memory budget
+//! ([`BodyWriter::charge_to`]), every chunk in the channel holds its bytes
+//! against that budget until the reader takes it: a guest that fills body
+//! after body nobody reads is stopped by its memory limit, not by the
+//! number of bodies it may open.
+//!
 //! A `GuestBody` ends cleanly only when the guest *finished* it (optionally
 //! with trailers) and the byte count matches any declared `Content-Length`.
 //! Every other ending (guest dropped the body, trapped, overran or underran
@@ -28,6 +34,7 @@ use http_body_util::combinators::BoxBody;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::ErrorCode;
+use crate::memory::{Charge, HostMemory};
 
 /// A body flowing from the host to a guest.
 pub type HostBody = BoxBody<Bytes, ErrorCode>;
@@ -129,6 +136,14 @@ impl BodyKind {
 /// How a guest body ended, sent once from the writer to the reader.
 type Outcome = Result<Option<HeaderMap>, ErrorCode>;
 
+/// One chunk in a guest body's channel, holding its bytes against the
+/// writer's budget until the reader takes it (or the channel is dropped).
+#[derive(Debug)]
+struct Chunk {
+    bytes: Bytes,
+    _charge: Charge,
+}
+
 /// Creates the two ends of a guest body.
 pub fn guest_body(content_length: Option<u64>, kind: BodyKind) -> (BodyWriter, GuestBody) {
     let (data_tx, data_rx) = mpsc::channel(DEFAULT_BODY_CHANNEL_CHUNKS);
@@ -139,6 +154,7 @@ pub fn guest_body(content_length: Option<u64>, kind: BodyKind) -> (BodyWriter, G
         written: 0,
         content_length,
         kind,
+        memory: None,
     };
     let body = GuestBody {
         data: data_rx,
@@ -163,13 +179,13 @@ pub enum WriteError {
 
 /// Waiting for channel capacity (from [`BodyWriter::poll_ready`]).
 type Reserving = Pin<
-    Box<dyn Future<Output = Result<mpsc::OwnedPermit<Bytes>, mpsc::error::SendError<()>>> + Send>,
+    Box<dyn Future<Output = Result<mpsc::OwnedPermit<Chunk>, mpsc::error::SendError<()>>> + Send>,
 >;
 
 enum SenderState {
-    Idle(mpsc::Sender<Bytes>),
+    Idle(mpsc::Sender<Chunk>),
     Reserving(Reserving),
-    Permitted(mpsc::OwnedPermit<Bytes>),
+    Permitted(mpsc::OwnedPermit<Chunk>),
     Closed,
 }
 
@@ -192,9 +208,18 @@ pub struct BodyWriter {
     written: u64,
     content_length: Option<u64>,
     kind: BodyKind,
+    /// The budget buffered chunks are charged to, if any.
+    memory: Option<HostMemory>,
 }
 
 impl BodyWriter {
+    /// Charges the bytes this writer has in the channel (written, not yet
+    /// read) to `memory`; a write that does not fit fails and aborts the
+    /// body.
+    pub fn charge_to(&mut self, memory: HostMemory) {
+        self.memory = Some(memory);
+    }
+
     /// Bytes the guest may write now without waiting: 0 when the channel is
     /// full (wait with [`BodyWriter::ready`]), otherwise up to
     /// [`MAX_WRITE_CHUNK`].
@@ -293,6 +318,21 @@ impl BodyWriter {
             self.abort(err.clone());
             return Err(WriteError::Failed(err));
         }
+        let charge = match &self.memory {
+            Some(memory) => match memory.charge(bytes.len()) {
+                Ok(charge) => charge,
+                Err(over) => {
+                    let err = ErrorCode::internal(format!("body write refused: {over}"));
+                    self.abort(err.clone());
+                    return Err(WriteError::Failed(err));
+                }
+            },
+            None => Charge::none(),
+        };
+        let bytes = Chunk {
+            bytes,
+            _charge: charge,
+        };
         match std::mem::replace(&mut self.sender, SenderState::Closed) {
             SenderState::Permitted(p) => {
                 self.sender = SenderState::Idle(p.send(bytes));
@@ -360,7 +400,7 @@ impl BodyWriter {
 /// A body written by a guest, read by hyper. See the module docs.
 #[derive(Debug)]
 pub struct GuestBody {
-    data: mpsc::Receiver<Bytes>,
+    data: mpsc::Receiver<Chunk>,
     outcome: Option<oneshot::Receiver<Outcome>>,
     content_length: Option<u64>,
     remaining: Option<u64>,
@@ -409,7 +449,7 @@ impl Body for GuestBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, ErrorCode>>> {
         let this = &mut *self;
-        if let Some(bytes) = ready!(this.data.poll_recv(cx)) {
+        if let Some(Chunk { bytes, .. }) = ready!(this.data.poll_recv(cx)) {
             if let Some(rem) = &mut this.remaining {
                 *rem = rem.saturating_sub(bytes.len() as u64);
             }
@@ -494,6 +534,36 @@ mod tests {
         let (data, trailers) = collect(body).await.unwrap();
         assert_eq!(data, b"hello");
         assert_eq!(trailers.unwrap()["x-t"], "1");
+    }
+
+    #[tokio::test]
+    async fn buffered_chunks_hold_their_bytes_until_read() {
+        let memory = HostMemory::new(10);
+        let (mut w, mut body) = guest_body(None, BodyKind::Response);
+        w.charge_to(memory.clone());
+        w.check_write().unwrap();
+        w.write(Bytes::from_static(b"123456")).unwrap();
+        assert_eq!(memory.host_bytes(), 6);
+        w.check_write().unwrap();
+        // Past the budget: refused, and the body is aborted.
+        assert!(matches!(
+            w.write(Bytes::from_static(b"78901")),
+            Err(WriteError::Failed(ErrorCode::InternalError(Some(_))))
+        ));
+        assert_eq!(memory.host_bytes(), 6);
+        // The reader takes the chunk: its bytes are released.
+        let frame = body.frame().await.unwrap().unwrap();
+        assert_eq!(frame.into_data().unwrap(), "123456");
+        assert_eq!(memory.host_bytes(), 0);
+
+        // Chunks nobody reads are released with the body.
+        let (mut w, body) = guest_body(None, BodyKind::Response);
+        w.charge_to(memory.clone());
+        w.check_write().unwrap();
+        w.write(Bytes::from_static(b"abc")).unwrap();
+        assert_eq!(memory.host_bytes(), 3);
+        drop(body);
+        assert_eq!(memory.host_bytes(), 0);
     }
 
     #[tokio::test]

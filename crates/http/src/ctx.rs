@@ -10,6 +10,7 @@ use wasmtime::component::{GuestTaskId, HasData, Resource, ResourceTable};
 
 use crate::error::ErrorCode;
 use crate::fields::{DEFAULT_FIELDS_SIZE_LIMIT, FieldMap, strip_forbidden};
+use crate::memory::Charge;
 use crate::outbound::{OutboundClient, RequestTimeouts};
 
 /// The `wasi:http` part of a store's data: limits and the outbound seam.
@@ -131,12 +132,23 @@ impl HttpCtxView<'_> {
         &mut self,
         fields: Resource<FieldMap>,
     ) -> wasmtime::Result<http::HeaderMap> {
-        let mut map = self.table.delete(fields)?.into_map();
+        Ok(self.take_fields_held(fields)?.0)
+    }
+
+    /// As [`take_fields_for_sending`](Self::take_fields_for_sending), for
+    /// headers that stay in the guest's table as part of a message: their
+    /// charge comes along, so they keep counting against the instance's
+    /// memory budget until the message is sent or dropped.
+    pub(crate) fn take_fields_held(
+        &mut self,
+        fields: Resource<FieldMap>,
+    ) -> wasmtime::Result<(http::HeaderMap, Charge)> {
+        let (mut map, charge) = self.table.delete(fields)?.into_parts();
         let dropped = strip_forbidden(&mut map);
         if dropped > 0 {
             tracing::debug!(dropped, "stripped forbidden fields from a guest message");
         }
-        Ok(map)
+        Ok((map, charge))
     }
 }
 

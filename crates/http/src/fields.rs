@@ -141,6 +141,12 @@ impl FieldMap {
         self.map
     }
 
+    /// Consumes the fields, yielding the map and the charge that holds its
+    /// bytes (for a message that keeps the headers in the guest's table).
+    pub fn into_parts(self) -> (HeaderMap, Charge) {
+        (self.map, self.charge)
+    }
+
     /// Whether the guest may change these fields.
     pub fn is_mutable(&self) -> bool {
         self.mutable

@@ -33,6 +33,8 @@ impl wasip2::exports::http::incoming_handler::Guest for Suite {
             "/fields" => fields_report(request, out),
             "/fields-flood" => fields_flood(out),
             "/copy-flood" => copy_flood(out),
+            "/body-flood" => body_flood(out),
+            "/message-flood" => message_flood(out),
             "/trap" => panic!("the suite guest traps on purpose"),
             "/trap-after" => trap_after(out),
             "/loop" => {
@@ -291,6 +293,57 @@ fn copy_flood(out: ResponseOutparam) {
             }
         }
     }
+}
+
+/// Fills body after body that nobody reads: each holds what the host
+/// buffers for it (its channel of 64 KiB chunks), all kept alive.
+fn body_flood(out: ResponseOutparam) {
+    let chunk = vec![b'b'; 64 * 1024];
+    let mut kept = Vec::new();
+    let mut buffered = 0usize;
+    loop {
+        let resp = OutgoingResponse::new(Fields::new());
+        let body = resp.body().unwrap();
+        let stream = body.write().unwrap();
+        loop {
+            match stream.check_write() {
+                Ok(0) => break,
+                Ok(n) => {
+                    let n = (n as usize).min(chunk.len());
+                    if let Err(err) = stream.write(&chunk[..n]) {
+                        let text = format!("refused after {buffered} bytes in {} bodies: {err:?}\n", kept.len());
+                        // Let go of the hoard first: the answer's own body
+                        // needs room in the budget.
+                        drop(kept);
+                        return respond(out, 200, &[], text.as_bytes());
+                    }
+                    buffered += n;
+                }
+                Err(err) => {
+                    let text = format!("refused after {buffered} bytes in {} bodies: {err:?}\n", kept.len());
+                    drop(kept);
+                    return respond(out, 200, &[], text.as_bytes());
+                }
+            }
+        }
+        // Children first when dropped: the stream, then its body.
+        kept.push((stream, body, resp));
+    }
+}
+
+/// Moves a 60 KiB header block into message after message, all kept
+/// alive: the headers leave the `fields` table entry but not the host.
+fn message_flood(out: ResponseOutparam) {
+    let value = vec![b'v'; 60 * 1024];
+    let mut kept = Vec::new();
+    loop {
+        let fields = Fields::from_list(&[("x-big".into(), value.clone())]).unwrap();
+        kept.push(OutgoingRequest::new(fields));
+        if kept.len() == usize::MAX {
+            break;
+        }
+    }
+    respond(out, 200, &[], b"unreachable\n");
 }
 
 fn trap_after(out: ResponseOutparam) {

@@ -491,13 +491,12 @@ async fn an_exhausted_instance_pool_is_503() {
     server.assert_idle().await;
 }
 
-/// Hardening: header blocks a guest makes the host hold count against its
-/// memory limit. A guest building 60 KiB blocks forever (each a copy in the
-/// host's table, beyond the guest's linear memory) is stopped once guest
-/// and host memory together reach the limit, long before the table cap
-/// (here 5 000 entries, 300 MiB of copies).
-#[tokio::test]
-async fn copying_header_blocks_is_bounded_by_the_memory_limit() {
+/// Runs a suite route that makes the host hold memory without end, with a
+/// 32 MiB memory limit and a table cap of 5 000 entries, and returns its
+/// answer after checking the server's RSS grew less than the limit and a
+/// quarter (the accounted bytes stay under the limit; the allocator's own
+/// overhead and the guest's memory come on top).
+async fn flood_is_bounded(route: &str) -> (u16, String) {
     let _alone = one_at_a_time().await;
     let limit_mib = 32;
     let config = berth::RuntimeConfig {
@@ -517,21 +516,48 @@ async fn copying_header_blocks_is_bounded_by_the_memory_limit() {
             }
         })
     };
-    let (status, body) = status_and_body(&server, Proto::H1, "/copy-flood").await;
+    let (status, body) = status_and_body(&server, Proto::H1, route).await;
     sampler.abort();
     peak.fetch_max(rss_kib(), std::sync::atomic::Ordering::Relaxed);
-    // The accounted bytes (name, value and 32 per entry) stay under the
-    // limit; the allocator's own overhead and the guest's memory come on
-    // top, hence the quarter of slack. Unbounded, it grows without end
-    // (hundreds of MiB by the time the CPU limit stops the guest).
     let growth_mib = (peak.load(std::sync::atomic::Ordering::Relaxed) - before) / 1024;
+    eprintln!("{route}: RSS grew {growth_mib} MiB (limit {limit_mib} MiB): {status} {body}");
     assert!(
         growth_mib < limit_mib as u64 * 5 / 4,
-        "RSS grew {growth_mib} MiB for a {limit_mib} MiB limit"
+        "{route}: RSS grew {growth_mib} MiB for a {limit_mib} MiB limit"
     );
+    server.assert_idle().await;
+    (status, body)
+}
+
+/// Hardening: header blocks a guest makes the host hold count against its
+/// memory limit. A guest building 60 KiB blocks forever (each a copy in the
+/// host's table, beyond the guest's linear memory) is stopped once guest
+/// and host memory together reach the limit, long before the table cap
+/// (5 000 entries, 300 MiB of copies).
+#[tokio::test]
+async fn copying_header_blocks_is_bounded_by_the_memory_limit() {
+    let (status, body) = flood_is_bounded("/copy-flood").await;
     // wasi:http 0.2's header-error has no size case: a trap, so a 500
     // (0.3 guests get `size-exceeded`).
     assert_eq!(status, 500, "{body}");
-    eprintln!("copy flood: RSS grew {growth_mib} MiB (limit {limit_mib} MiB): {body}");
-    server.assert_idle().await;
+}
+
+/// Hardening: header blocks moved into messages (`outgoing-request.new`)
+/// leave the `fields` entry but not the host; they stay charged while the
+/// message lives, so a guest keeping thousands of 60 KiB requests is
+/// stopped by its memory limit (a trap, as above).
+#[tokio::test]
+async fn headers_held_by_messages_are_bounded_by_the_memory_limit() {
+    let (status, body) = flood_is_bounded("/message-flood").await;
+    assert_eq!(status, 500, "{body}");
+}
+
+/// Hardening: bytes a guest writes into bodies nobody reads are charged
+/// until read. Filling body after body (each channel holds 256 KiB) is
+/// refused at the memory limit: the write fails, the guest says so.
+#[tokio::test]
+async fn body_chunks_nobody_reads_are_bounded_by_the_memory_limit() {
+    let (status, body) = flood_is_bounded("/body-flood").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.starts_with("refused after"), "{body}");
 }

@@ -7,6 +7,7 @@ use tokio::task::JoinHandle;
 
 use crate::body::{GuestBody, HostBody};
 use crate::error::ErrorCode;
+use crate::memory::Charge;
 use crate::outbound::RequestTimeouts;
 use crate::p2::body::OutgoingBody;
 
@@ -89,13 +90,17 @@ impl BodySlot {
         &mut self,
         headers: &HeaderMap,
         kind: crate::body::BodyKind,
+        memory: &crate::memory::HostMemory,
     ) -> Option<OutgoingBody> {
         if !matches!(self, BodySlot::NotRequested) {
             return None;
         }
         // An invalid Content-Length is reported when the message is sent.
         let length = crate::body::content_length(headers).ok().flatten();
-        let (writer, body) = crate::body::guest_body(length, kind);
+        let (mut writer, body) = crate::body::guest_body(length, kind);
+        // What the guest writes and nobody has read yet counts against its
+        // memory limit (a guest could otherwise fill body after body).
+        writer.charge_to(memory.clone());
         *self = BodySlot::Requested(body);
         Some(OutgoingBody::new(writer))
     }
@@ -107,6 +112,8 @@ pub struct OutgoingResponse {
     pub(crate) status: http::StatusCode,
     pub(crate) headers: HeaderMap,
     pub(crate) body: BodySlot,
+    /// The headers' bytes, held against the instance's budget.
+    pub(crate) _held: Charge,
 }
 
 /// An `outgoing-request`.
@@ -118,6 +125,8 @@ pub struct OutgoingRequest {
     pub(crate) path_with_query: Option<crate::uri::GuestPath>,
     pub(crate) headers: HeaderMap,
     pub(crate) body: BodySlot,
+    /// The headers' bytes, held against the instance's budget.
+    pub(crate) _held: Charge,
 }
 
 /// A `request-options`.

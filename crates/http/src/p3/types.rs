@@ -3,6 +3,7 @@
 use http::HeaderMap;
 use http::uri::Scheme;
 
+use crate::memory::Charge;
 use crate::outbound::RequestTimeouts;
 use crate::p3::body::Body;
 use crate::uri::GuestPath;
@@ -24,6 +25,9 @@ pub struct Request {
     pub options: Option<RequestTimeouts>,
     /// The body and its trailers.
     pub body: Body,
+    /// The headers' bytes, held against the instance's memory budget while
+    /// the request lives in its table (none for a request from the network).
+    pub held: Charge,
 }
 
 impl Request {
@@ -43,6 +47,7 @@ impl Request {
                 body,
                 delivered: None,
             },
+            held: Charge::none(),
         }
     }
 }
@@ -56,6 +61,9 @@ pub struct Response {
     pub headers: HeaderMap,
     /// The body and its trailers.
     pub body: Body,
+    /// The headers' bytes, held against the instance's memory budget while
+    /// the response lives in its table (none for an upstream's response).
+    pub held: Charge,
 }
 
 /// A `request-options` resource: the timeouts, and whether the guest may

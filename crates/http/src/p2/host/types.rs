@@ -127,7 +127,7 @@ impl wit::HostIncomingRequest for HttpCtxView<'_> {
 
 impl wit::HostOutgoingRequest for HttpCtxView<'_> {
     fn new(&mut self, headers: Resource<Fields>) -> wasmtime::Result<Resource<OutgoingRequest>> {
-        let headers = self.take_fields_for_sending(headers)?;
+        let (headers, held) = self.take_fields_held(headers)?;
         Ok(self.table.push(OutgoingRequest {
             method: http::Method::GET,
             scheme: None,
@@ -135,6 +135,7 @@ impl wit::HostOutgoingRequest for HttpCtxView<'_> {
             path_with_query: None,
             headers,
             body: BodySlot::NotRequested,
+            _held: held,
         })?)
     }
 
@@ -143,7 +144,10 @@ impl wit::HostOutgoingRequest for HttpCtxView<'_> {
         req: Resource<OutgoingRequest>,
     ) -> wasmtime::Result<Result<Resource<OutgoingBody>, ()>> {
         let req = self.table.get_mut(&req)?;
-        match req.body.request(&req.headers, BodyKind::Request) {
+        match req
+            .body
+            .request(&req.headers, BodyKind::Request, &self.ctx.memory)
+        {
             Some(body) => Ok(Ok(self.table.push(body)?)),
             None => Ok(Err(())),
         }
@@ -458,11 +462,12 @@ impl wit::HostIncomingBody for HttpCtxView<'_> {
 
 impl wit::HostOutgoingResponse for HttpCtxView<'_> {
     fn new(&mut self, headers: Resource<Fields>) -> wasmtime::Result<Resource<OutgoingResponse>> {
-        let headers = self.take_fields_for_sending(headers)?;
+        let (headers, held) = self.take_fields_held(headers)?;
         Ok(self.table.push(OutgoingResponse {
             status: http::StatusCode::OK,
             headers,
             body: BodySlot::NotRequested,
+            _held: held,
         })?)
     }
 
@@ -497,7 +502,10 @@ impl wit::HostOutgoingResponse for HttpCtxView<'_> {
         resp: Resource<OutgoingResponse>,
     ) -> wasmtime::Result<Result<Resource<OutgoingBody>, ()>> {
         let resp = self.table.get_mut(&resp)?;
-        match resp.body.request(&resp.headers, BodyKind::Response) {
+        match resp
+            .body
+            .request(&resp.headers, BodyKind::Response, &self.ctx.memory)
+        {
             Some(body) => Ok(Ok(self.table.push(body)?)),
             None => Ok(Err(())),
         }

@@ -37,6 +37,7 @@ impl<T: Send + 'static> client::HostWithStore<T> for Http {
                 headers,
                 options,
                 body,
+                held: _,
             } = request;
             let parts = OutgoingParts {
                 method,
@@ -78,6 +79,7 @@ impl<T: Send + 'static> client::HostWithStore<T> for Http {
                     body,
                     delivered: None,
                 },
+                held: crate::memory::Charge::none(),
             };
             Ok(access.get().table.push(response)?)
         })

@@ -80,7 +80,7 @@ impl<T: Send + 'static> wit::HostRequestWithStore<T> for Http {
     ) -> wasmtime::Result<(Resource<Request>, FutureReader<Result<(), wit::ErrorCode>>)> {
         let (body, sent) = Body::new_guest(&mut store, contents, trailers)?;
         let mut view = store.get();
-        let headers = view.take_fields_for_sending(headers)?;
+        let (headers, held) = view.take_fields_held(headers)?;
         let options = match options {
             Some(options) => Some(view.table.delete(options)?.timeouts),
             None => None,
@@ -93,6 +93,7 @@ impl<T: Send + 'static> wit::HostRequestWithStore<T> for Http {
             headers,
             options,
             body,
+            held,
         };
         Ok((view.table.push(request)?, sent))
     }
@@ -317,11 +318,12 @@ impl<T: Send + 'static> wit::HostResponseWithStore<T> for Http {
     ) -> wasmtime::Result<(Resource<Response>, FutureReader<Result<(), wit::ErrorCode>>)> {
         let (body, sent) = Body::new_guest(&mut store, contents, trailers)?;
         let mut view = store.get();
-        let headers = view.take_fields_for_sending(headers)?;
+        let (headers, held) = view.take_fields_held(headers)?;
         let response = Response {
             status: http::StatusCode::OK,
             headers,
             body,
+            held,
         };
         Ok((view.table.push(response)?, sent))
     }
