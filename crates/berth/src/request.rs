@@ -143,6 +143,13 @@ pub(crate) fn normalize<B>(
         return Err(RejectReason::Connect);
     }
     let uri = request.uri();
+    // The asterisk form is for OPTIONS only (RFC 9112 §3.2.4); the guest
+    // then sees the path `*`.
+    if uri.path_and_query().is_some_and(|p| p.as_str() == "*")
+        && request.method() != Method::OPTIONS
+    {
+        return Err(RejectReason::BadTarget);
+    }
     if uri.scheme().is_some() && uri.authority().is_some() {
         return Ok(());
     }
@@ -218,6 +225,24 @@ mod tests {
         let mut r = req("/", &[], Version::HTTP_10);
         normalize(&mut r, &Scheme::HTTP, &local()).unwrap();
         assert_eq!(r.uri().to_string(), "http://127.0.0.1:8080/");
+    }
+
+    #[test]
+    fn the_asterisk_form_is_for_options_only() {
+        let mut r = Request::builder()
+            .method(Method::OPTIONS)
+            .uri("*")
+            .header("host", "a.test")
+            .body(())
+            .unwrap();
+        normalize(&mut r, &Scheme::HTTP, &local()).unwrap();
+        assert_eq!(r.uri().path_and_query().unwrap(), "*");
+        assert_eq!(r.uri().authority().unwrap(), "a.test");
+        let mut r = req("*", &["a.test"], Version::HTTP_11);
+        assert_eq!(
+            normalize(&mut r, &Scheme::HTTP, &local()),
+            Err(RejectReason::BadTarget)
+        );
     }
 
     #[test]

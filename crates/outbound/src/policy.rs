@@ -6,7 +6,8 @@
 //!    (deny-by-default) → otherwise `HTTP-request-denied`;
 //! 2. after DNS resolution every address is classified; loopback, private,
 //!    link-local (169.254.169.254 included), CGNAT, ULA, site-local,
-//!    unspecified, multicast, and every IPv6 form that embeds an IPv4
+//!    unspecified, multicast, documentation, benchmarking, the IETF
+//!    blocks (192.0.0/24, 2001::/23), and every IPv6 form that embeds an IPv4
 //!    address (IPv4-mapped, IPv4-compatible, 6to4, NAT64 `64:ff9b::/96`
 //!    and the local-use `64:ff9b:1::/48`) judged by the IPv4 address it
 //!    carries, are refused unless an allow-list entry names that IP
@@ -189,8 +190,11 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// Whether an address is on the public internet (not loopback, private,
-/// link-local, CGNAT, ULA, unspecified, multicast, broadcast or reserved).
+/// Whether an address is on the public internet: not in one of the IANA
+/// special-purpose blocks that are not globally reachable (loopback,
+/// private, link-local, CGNAT, ULA, site-local, unspecified, multicast,
+/// broadcast, documentation, benchmarking, IETF protocol assignments
+/// such as Teredo, reserved).
 pub fn is_public(ip: IpAddr) -> bool {
     match canonical(ip) {
         IpAddr::V4(v4) => is_public_v4(v4),
@@ -209,6 +213,9 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
         || a == 0
         || (a == 100 && (64..128).contains(&b)) // CGNAT 100.64/10
         || (a == 192 && b == 0 && ip.octets()[2] == 0) // IETF 192.0.0/24
+        || (a == 192 && b == 0 && ip.octets()[2] == 2) // documentation 192.0.2/24
+        || (a == 198 && b == 51 && ip.octets()[2] == 100) // documentation 198.51.100/24
+        || (a == 203 && b == 0 && ip.octets()[2] == 113) // documentation 203.0.113/24
         || (a == 198 && (b == 18 || b == 19)) // benchmarking 198.18/15
         || a >= 240)
 }
@@ -222,6 +229,7 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         || (s[0] & 0xffc0) == 0xfe80 // link-local fe80::/10
         || (s[0] & 0xffc0) == 0xfec0 // site-local fec0::/10 (deprecated, still routed)
         || (s[0] == 0x100 && s[1..4] == [0, 0, 0]) // discard 100::/64
+        || (s[0] == 0x2001 && s[1] < 0x200) // IETF protocol assignments 2001::/23 (Teredo, ...)
         || (s[0] == 0x2001 && s[1] == 0xdb8)) // documentation
 }
 
@@ -283,6 +291,11 @@ mod tests {
             "::ffff:127.0.0.1",
             "64:ff9b::7f00:1",
             "::ffff:169.254.169.254",
+            "192.0.2.1",
+            "198.51.100.7",
+            "203.0.113.255",
+            "2001::1",
+            "2001:1ff::1",
         ] {
             let ip: IpAddr = ip.parse().unwrap();
             assert_eq!(
@@ -291,7 +304,7 @@ mod tests {
                 "{ip}"
             );
         }
-        for ip in ["93.184.216.34", "2606:4700::1", "8.8.8.8"] {
+        for ip in ["93.184.216.34", "2606:4700::1", "8.8.8.8", "2001:200::1"] {
             assert!(p.check_ip(ip.parse().unwrap(), 80).is_ok(), "{ip}");
         }
     }
