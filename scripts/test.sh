@@ -55,5 +55,17 @@ cargo test --workspace --locked
 step "cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 
+step "fuzz smoke (${BERTH_FUZZ_SMOKE_SECONDS:-10}s per target)"
+# Where a nightly toolchain is installed, each cargo-fuzz target runs
+# briefly from its seeds (scripts/fuzz.sh; fuzz/README.md for longer runs).
+if cargo +nightly --version >/dev/null 2>&1; then
+  if ! cargo fuzz --version >/dev/null 2>&1; then
+    cargo install cargo-fuzz --locked --quiet || echo "cargo-fuzz could not be installed"
+  fi
+  scripts/fuzz.sh "${BERTH_FUZZ_SMOKE_SECONDS:-10}"
+else
+  echo "no nightly toolchain: fuzz smoke skipped"
+fi
+
 echo
 echo "all checks passed"

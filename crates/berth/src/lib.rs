@@ -108,6 +108,9 @@ pub mod config;
 mod conn;
 pub mod demo;
 mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod handle;
 pub mod limits;
 pub mod log_writer;
