@@ -299,9 +299,54 @@ pub fn compile(
     if source.bytes.get(4..8) == Some(CORE_MODULE_VERSION) {
         return Err(LoadError::CoreModule { what });
     }
-    let run = |bytes: &[u8]| {
+    // On a thread of its own, so a compile that takes too long fails the
+    // load instead of hanging it (Cranelift cannot be interrupted: past
+    // the limit the thread finishes in the background, its result dropped).
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let job = {
+        let (engine, linker, config) = (engine.clone(), linker.clone(), config.clone());
+        let (bytes, what) = (source.bytes.to_vec(), what.clone());
+        move || {
+            let _ = tx.send(compile_now(&engine, &linker, &config, &bytes, &what));
+        }
+    };
+    std::thread::Builder::new()
+        .name("berth-compile".into())
+        .spawn(job)
+        .map_err(|err| LoadError::Compile {
+            what: what.clone(),
+            source: wasmtime::Error::new(err),
+        })?;
+    let limit = config.max_compile_time;
+    let (component, cached) = match rx.recv_timeout(limit) {
+        Ok(result) => result?,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            tracing::error!(component = %what, ?limit, "compile time limit reached; load refused");
+            return Err(LoadError::CompileTimeout { what, limit });
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            return Err(LoadError::Compile {
+                what,
+                source: wasmtime::format_err!("the compiler thread ended without a result"),
+            });
+        }
+    };
+    tracing::info!(component = %what, cache = ?cached, pre_init = config.pre_init, "component ready");
+    Ok((component, cached))
+}
+
+/// Compiles `bytes` through the cache, pre-initialising first when
+/// `config` asks for it (the body of [`compile`], on its thread).
+fn compile_now(
+    engine: &Engine,
+    linker: &Linker<StoreState>,
+    config: &RuntimeConfig,
+    bytes: &[u8],
+    what: &str,
+) -> Result<(Component, crate::cache::CacheOutcome), LoadError> {
+    let run = |input: &[u8]| {
         let started = std::time::Instant::now();
-        let snapshot = crate::preinit::pre_initialize(engine, linker, config, bytes)
+        let snapshot = crate::preinit::pre_initialize(engine, linker, config, input)
             .map_err(wasmtime::Error::new)?;
         tracing::info!(component = %what, elapsed = ?started.elapsed(), "pre-initialised");
         Ok(snapshot)
@@ -310,24 +355,17 @@ pub fn compile(
         name: crate::preinit::CACHE_VARIANT,
         run: &run,
     });
-    let (component, cached) = crate::cache::compile_prepared(
-        engine,
-        source.bytes,
-        config.cache_dir.as_deref(),
-        prepare.as_ref(),
-    )
-    .map_err(|source| match source.downcast::<PreInitError>() {
-        Ok(source) => LoadError::PreInit {
-            what: what.clone(),
-            source,
-        },
-        Err(source) => LoadError::Compile {
-            what: what.clone(),
-            source,
-        },
-    })?;
-    tracing::info!(component = %what, cache = ?cached, pre_init = config.pre_init, "component ready");
-    Ok((component, cached))
+    crate::cache::compile_prepared(engine, bytes, config.cache_dir.as_deref(), prepare.as_ref())
+        .map_err(|source| match source.downcast::<PreInitError>() {
+            Ok(source) => LoadError::PreInit {
+                what: what.to_owned(),
+                source,
+            },
+            Err(source) => LoadError::Compile {
+                what: what.to_owned(),
+                source,
+            },
+        })
 }
 
 /// Finds the world: a 0.3 `handler` export first (a middleware if it also

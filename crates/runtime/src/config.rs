@@ -61,6 +61,14 @@ pub const DEFAULT_LOG_LIMIT: usize = 1 << 20;
 /// compiler and the process's memory.
 pub const DEFAULT_MAX_COMPONENT_BYTES: usize = 256 << 20;
 
+/// Longest a component may take to compile (and pre-initialise) at load
+/// (300 s): past it the load fails with a clear error instead of hanging
+/// start-up or a reload. Cranelift cannot be interrupted, so the compile
+/// thread finishes in the background and its result is dropped. The
+/// largest real components (a 40 MB componentize-py app) compile in well
+/// under a minute on two cores.
+pub const DEFAULT_MAX_COMPILE_TIME: Duration = Duration::from_secs(300);
+
 /// Guest output an app may log per second, all its instances together
 /// (1 MiB/s, with bursts of four seconds' worth); 0 means no limit.
 pub const DEFAULT_LOG_RATE: u64 = 1 << 20;
@@ -96,6 +104,9 @@ pub struct RuntimeConfig {
     pub log_rate: u64,
     /// See [`DEFAULT_MAX_COMPONENT_BYTES`].
     pub max_component_bytes: usize,
+    /// See [`DEFAULT_MAX_COMPILE_TIME`]. A cached component is not
+    /// compiled again, so only a cache miss can take this long.
+    pub max_compile_time: Duration,
     /// Use the pooling instance allocator (falls back to on-demand when the
     /// address space cannot be reserved).
     pub pooling: bool,
@@ -146,6 +157,7 @@ impl Default for RuntimeConfig {
             log_limit: DEFAULT_LOG_LIMIT,
             log_rate: DEFAULT_LOG_RATE,
             max_component_bytes: DEFAULT_MAX_COMPONENT_BYTES,
+            max_compile_time: DEFAULT_MAX_COMPILE_TIME,
             pooling: true,
             keep_resident: DEFAULT_KEEP_RESIDENT,
             stack_keep_resident: DEFAULT_STACK_KEEP_RESIDENT,

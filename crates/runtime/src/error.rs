@@ -75,6 +75,18 @@ pub enum LoadError {
         #[source]
         source: crate::preinit::PreInitError,
     },
+    /// Compiling (and pre-initialising) the component took longer than
+    /// [`crate::config::RuntimeConfig::max_compile_time`].
+    #[error(
+        "{what} did not compile within {limit:?} (the limit on compile time at load); \
+         a component this slow to compile is refused"
+    )]
+    CompileTimeout {
+        /// What was loaded.
+        what: String,
+        /// The limit.
+        limit: Duration,
+    },
     /// The component is larger than
     /// [`crate::config::RuntimeConfig::max_component_bytes`].
     #[error("{what} is {size} bytes, more than the {max}-byte limit on components")]

@@ -109,6 +109,7 @@ struct AppSection {
     wall_time_limit_ms: Option<Spanned<u64>>,
     memory_limit_mib: Option<Spanned<u64>>,
     max_component_mib: Option<Spanned<u64>>,
+    max_compile_secs: Option<Spanned<u64>>,
     max_request_body_mib: Option<Spanned<u64>>,
     request_body_idle_timeout_secs: Option<Spanned<u64>>,
     max_concurrent_requests: Option<Spanned<usize>>,
@@ -662,6 +663,12 @@ impl Checker<'_> {
             &mut runtime.max_component_bytes,
             |mib| usize::try_from(mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX),
         );
+        self.set_positive(
+            section.max_compile_secs.as_ref(),
+            &key("max_compile_secs"),
+            &mut runtime.max_compile_time,
+            Duration::from_secs,
+        );
 
         let mut body_limits = crate::limits::BodyLimits::default();
         if let Some(v) = &section.max_request_body_mib {
@@ -799,6 +806,7 @@ mod tests {
             allow_outbound = ["api.example.com"]
             memory_limit_mib = 32
             max_concurrent_requests = 8
+            max_compile_secs = 45
 
             [[apps]]
             name = "chain"
@@ -826,12 +834,17 @@ mod tests {
         assert_eq!(shop.runtime.config_vars.get("greeting"), Some("hello"));
         assert_eq!(shop.runtime.config_vars.get("token"), Some("s3cret"));
         assert_eq!(shop.runtime.memory_limit, 32 << 20);
+        assert_eq!(shop.runtime.max_compile_time, Duration::from_secs(45));
         assert_eq!(shop.admission.max_concurrent, 8);
         assert_eq!(shop.outbound.allow.len(), 1);
         // Unset keys take the defaults; beside another app, an app's places
         // default to half the pool.
         let chain = &config.apps[1];
         assert_eq!(chain.components.len(), 2);
+        assert_eq!(
+            chain.runtime.max_compile_time,
+            berth_runtime::config::DEFAULT_MAX_COMPILE_TIME
+        );
         assert_eq!(chain.admission.max_concurrent, 32);
         assert_eq!(chain.admission.max_queued, 32);
         let alone = parse(

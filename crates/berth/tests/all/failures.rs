@@ -561,3 +561,30 @@ async fn body_chunks_nobody_reads_are_bounded_by_the_memory_limit() {
     assert_eq!(status, 200, "{body}");
     assert!(body.starts_with("refused after"), "{body}");
 }
+
+/// Hardening: a component slower to compile than the limit is refused at
+/// load with a clear error (here the real suite guest under a 1 ms limit,
+/// with no cache to skip the compile); the same component under the
+/// default limit loads.
+#[test]
+fn a_component_slower_to_compile_than_the_limit_is_refused() {
+    let config = berth::RuntimeConfig {
+        max_compile_time: Duration::from_millis(1),
+        cache_dir: None,
+        pre_init: false,
+        ..berth::RuntimeConfig::default()
+    };
+    let err = berth::Runtime::new(config, &fixture("suite"), "suite.wasm")
+        .expect_err("a 1 ms compile limit refuses the suite");
+    let message = err.to_string();
+    assert!(
+        matches!(err, berth::runtime::LoadError::CompileTimeout { .. }),
+        "{message}"
+    );
+    assert!(message.contains("did not compile within 1ms"), "{message}");
+    let config = berth::RuntimeConfig {
+        cache_dir: None,
+        ..berth::RuntimeConfig::default()
+    };
+    assert!(berth::Runtime::new(config, &fixture("suite"), "suite.wasm").is_ok());
+}

@@ -75,6 +75,12 @@ pub(crate) struct ServeCommand {
     #[arg(long, value_name = "MIB", default_value_t = (berth_runtime::config::DEFAULT_MAX_COMPONENT_BYTES >> 20) as u64)]
     max_component_mib: u64,
 
+    /// Longest a component may take to compile (and pre-initialise) at
+    /// load, in seconds; past it the load fails (a cached component is
+    /// not compiled again).
+    #[arg(long, value_name = "SECS", default_value_t = berth_runtime::config::DEFAULT_MAX_COMPILE_TIME.as_secs())]
+    max_compile_secs: u64,
+
     #[command(flatten)]
     outbound: OutboundArgs,
 
@@ -208,6 +214,7 @@ const FILE_ONLY: &[&str] = &[
     "wall_time_limit_ms",
     "memory_limit_mib",
     "max_component_mib",
+    "max_compile_secs",
     "allow_outbound",
     "ca_files",
     "h2c_outbound",
@@ -286,6 +293,7 @@ impl ServeCommand {
             log_rate: self.guest_log_rate_kib.saturating_mul(1024),
             max_component_bytes: usize::try_from(self.max_component_mib.saturating_mul(1 << 20))
                 .context("--max-component-mib is too large")?,
+            max_compile_time: Duration::from_secs(self.max_compile_secs),
             cache_dir: self.cache.dir(),
             pre_init: self.pre_init,
             ..RuntimeConfig::default()
