@@ -43,6 +43,11 @@ pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
 
 pub use crate::request::{DEFAULT_MAX_HEADERS, DEFAULT_MAX_URI_BYTES};
 
+/// Default shutdown delay: none (drain at once). Kubernetes' `preStop`
+/// hook does the waiting there; behind a load balancer that only
+/// health-checks `/readyz`, set a few of its check intervals.
+pub const DEFAULT_SHUTDOWN_DELAY: Duration = Duration::ZERO;
+
 /// How the front-end listens and talks HTTP.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -52,6 +57,13 @@ pub struct ServerConfig {
     pub header_read_timeout: Duration,
     /// See [`DEFAULT_DRAIN_TIMEOUT`].
     pub drain_timeout: Duration,
+    /// After a shutdown signal, how long `berth serve` goes on serving as
+    /// usual with `/readyz` already answering 503, before the drain
+    /// starts: load balancers that health-check readiness stop sending
+    /// new requests first, so none lands on a connection the drain is
+    /// closing. See [`DEFAULT_SHUTDOWN_DELAY`] and
+    /// [`crate::ServeHandle::withdraw`].
+    pub shutdown_delay: Duration,
     /// See [`DEFAULT_IDLE_TIMEOUT`].
     pub idle_timeout: Duration,
     /// See [`DEFAULT_WRITE_TIMEOUT`].
@@ -86,6 +98,7 @@ impl Default for ServerConfig {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            shutdown_delay: DEFAULT_SHUTDOWN_DELAY,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
             h2_keep_alive_interval: DEFAULT_H2_KEEP_ALIVE_INTERVAL,

@@ -128,6 +128,14 @@ impl ServeHandle {
         });
     }
 
+    /// Withdraws from load balancers: readiness probes answer 503 from now
+    /// on, while the server goes on accepting and serving as usual until
+    /// [`shutdown`](Self::shutdown). Called a few health-check intervals
+    /// before `shutdown`, it lets balancers stop sending first.
+    pub fn withdraw(&self) {
+        self.draining.start_draining();
+    }
+
     /// Whether the server is draining (or has stopped): the hook for a
     /// readiness endpoint, true from the call to `shutdown` on, before the
     /// listener closes.

@@ -56,6 +56,7 @@ struct ServerSection {
     write_timeout_secs: Option<Spanned<u64>>,
     h2_keep_alive_interval_secs: Option<Spanned<u64>>,
     drain_timeout_secs: Option<Spanned<u64>>,
+    shutdown_delay_secs: Option<Spanned<u64>>,
     max_connections: Option<Spanned<usize>>,
     h2_max_concurrent_streams: Option<Spanned<u32>>,
     max_header_bytes: Option<Spanned<usize>>,
@@ -428,6 +429,9 @@ impl Checker<'_> {
             &mut server.h2_keep_alive_interval,
             secs,
         );
+        if let Some(v) = &section.shutdown_delay_secs {
+            server.shutdown_delay = secs(*v.get_ref());
+        }
         if let Some(v) = &section.drain_timeout_secs {
             server.drain_timeout = secs(*v.get_ref());
         }
@@ -796,6 +800,7 @@ mod tests {
             admin_addr = "127.0.0.1:9090"
             max_instances = 64
             drain_timeout_secs = 5
+            shutdown_delay_secs = 3
 
             [[apps]]
             name = "shop"
@@ -817,6 +822,7 @@ mod tests {
         let config = parse(text, &dir).unwrap();
         assert_eq!(config.server.addr, "127.0.0.1:9000".parse().unwrap());
         assert_eq!(config.server.drain_timeout, Duration::from_secs(5));
+        assert_eq!(config.server.shutdown_delay, Duration::from_secs(3));
         assert_eq!(
             config.server.admin_addr,
             Some("127.0.0.1:9090".parse().unwrap())

@@ -202,6 +202,12 @@ pub(crate) struct ServeCommand {
     /// Seconds in-flight requests get to finish after SIGINT/SIGTERM.
     #[arg(long, value_name = "SECS", default_value_t = berth::config::DEFAULT_DRAIN_TIMEOUT.as_secs())]
     drain_timeout_secs: u64,
+
+    /// Seconds to go on serving after SIGINT/SIGTERM with /readyz already
+    /// 503, before the drain starts (for load balancers that health-check
+    /// readiness; Kubernetes' preStop hook does this waiting instead).
+    #[arg(long, value_name = "SECS", default_value_t = berth::config::DEFAULT_SHUTDOWN_DELAY.as_secs())]
+    shutdown_delay_secs: u64,
 }
 
 /// The flags a config file replaces (refused together with `--config`).
@@ -242,6 +248,7 @@ const FILE_ONLY: &[&str] = &[
     "max_uri_bytes",
     "max_headers",
     "drain_timeout_secs",
+    "shutdown_delay_secs",
 ];
 
 pub(crate) fn berth_runtime_default_cpu_ms() -> u64 {
@@ -314,6 +321,7 @@ impl ServeCommand {
         let server = ServerConfig {
             addr: self.addr.unwrap_or_else(|| ServerConfig::default().addr),
             drain_timeout: Duration::from_secs(self.drain_timeout_secs),
+            shutdown_delay: Duration::from_secs(self.shutdown_delay_secs),
             header_read_timeout: Duration::from_secs(self.header_read_timeout_secs),
             idle_timeout: Duration::from_secs(self.idle_timeout_secs),
             write_timeout: Duration::from_secs(self.write_timeout_secs),
@@ -429,6 +437,7 @@ async fn serve(config: Config, file: Option<PathBuf>) -> anyhow::Result<()> {
         )))
     });
     let drain_timeout = server_config.drain_timeout;
+    let shutdown_delay = server_config.shutdown_delay;
     let admin = match server_config.admin_addr {
         Some(addr) => Some(
             tokio::net::TcpListener::bind(addr)
@@ -454,7 +463,20 @@ async fn serve(config: Config, file: Option<PathBuf>) -> anyhow::Result<()> {
     };
     crate::logging::banner(&format!("Serving HTTP on {scheme}://{local}/"));
     tokio::select! {
-        () = shutdown_signal() => server.shutdown(drain_timeout),
+        () = shutdown_signal() => {
+            if !shutdown_delay.is_zero() {
+                server.withdraw();
+                tracing::info!(
+                    delay = ?shutdown_delay,
+                    "readiness withdrawn; serving on until the shutdown delay ends, then draining"
+                );
+                tokio::select! {
+                    () = tokio::time::sleep(shutdown_delay) => {}
+                    () = &mut server => return Ok(()),
+                }
+            }
+            server.shutdown(drain_timeout);
+        }
         fault = ticker_failed() => {
             // Guests are still stopped (the watchdog ticks coarsely), but a
             // server whose CPU limits no longer hold must not go on: drain

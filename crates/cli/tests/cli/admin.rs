@@ -80,6 +80,43 @@ fn readiness_turns_503_when_the_drain_starts_and_health_stays_up() {
     assert!(exit.success(), "{log}");
 }
 
+/// `--shutdown-delay-secs`: from SIGTERM on, readiness answers 503 while
+/// the traffic port goes on accepting and answering as usual; the drain
+/// (and the exit) comes only after the delay.
+#[test]
+fn a_shutdown_delay_keeps_serving_with_readiness_withdrawn() {
+    let delay = Duration::from_secs(2);
+    let served = Served::start(&[
+        fixture("suite").to_str().unwrap(),
+        "--admin-addr",
+        "127.0.0.1:0",
+        "--shutdown-delay-secs",
+        "2",
+    ]);
+    let admin = admin_addr(&served);
+    served.signal("TERM");
+    let signalled = Instant::now();
+    while !get(&admin, "/readyz").0.starts_with("HTTP/1.0 503") {
+        assert!(signalled.elapsed() < delay / 2, "readiness still up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A new connection during the delay is accepted and served.
+    let (status, body) = get(&served.addr, "/hello");
+    assert!(
+        signalled.elapsed() < delay,
+        "checked too late to prove anything"
+    );
+    assert_eq!(status, "HTTP/1.0 200 OK");
+    assert_eq!(body, "hello from berth\n");
+    let (exit, log) = served.wait();
+    assert!(exit.success(), "{log}");
+    assert!(
+        signalled.elapsed() >= delay,
+        "exited {:?} after the signal, before the delay",
+        signalled.elapsed()
+    );
+}
+
 #[test]
 fn json_logs_parse_line_by_line_and_carry_the_request_id() {
     let served = Served::start(&[fixture("suite").to_str().unwrap(), "--log-format", "json"]);
