@@ -52,6 +52,9 @@ cargo clippy -p berth --no-default-features --features tls --locked --quiet -- -
 step "cargo test"
 cargo test --workspace --locked
 
+step "Kubernetes manifests (schemas, and berth check on the ConfigMap)"
+scripts/validate-manifests.sh "$CARGO_TARGET_DIR/debug/berth"
+
 step "cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 
