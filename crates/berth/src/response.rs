@@ -476,6 +476,10 @@ pub(crate) fn needs_trailer_declaration(
         && !response.contains_key(http::header::CONTENT_LENGTH)
 }
 
+/// Task yields [`hold_head`] spends waiting for a body's end once its first
+/// frame is in (an end that is not there by then is not waited for).
+const END_YIELDS: u32 = 2;
+
 /// How long [`hold_head`] holds a response head back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Hold {
@@ -509,9 +513,21 @@ pub(crate) async fn hold_head(
     // Most bodies have their first frame ready: no timer for those.
     let mut deadline = None;
     let mut got_frame = false;
+    // Yields left to give the guest's worker a turn before the head goes
+    // without the body's end (see below).
+    let mut yields = END_YIELDS;
     while !ended && bytes < TRAILER_HOLD_BYTES {
         let frame = match body.frame().now_or_never() {
             Some(frame) => frame,
+            // A body whose end is a moment behind its first bytes (a guest
+            // that writes, then closes its stream): a yield or two lets the
+            // worker deliver the end, so hyper writes head, bytes and end
+            // in one go instead of a second write for the end alone.
+            None if got_frame && hold == Hold::FirstFrame && yields > 0 => {
+                yields -= 1;
+                tokio::task::yield_now().await;
+                continue;
+            }
             // With the first frame in hand, the head goes now, with every
             // frame already waiting — and if what is waiting is a failure
             // (a guest that writes a little, then drops its body or

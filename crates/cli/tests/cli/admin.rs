@@ -15,7 +15,9 @@ fn get(addr: &str, path: &str) -> (String, String) {
         .unwrap();
     write!(stream, "GET {path} HTTP/1.0\r\nhost: admin\r\n\r\n").unwrap();
     let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
+    if let Err(err) = stream.read_to_string(&mut response) {
+        panic!("GET {path} from {addr}: {err} (read so far: {response:?})");
+    }
     let status = response.lines().next().unwrap_or("").to_owned();
     let body = response.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
     (status, body)
@@ -85,13 +87,14 @@ fn readiness_turns_503_when_the_drain_starts_and_health_stays_up() {
 /// (and the exit) comes only after the delay.
 #[test]
 fn a_shutdown_delay_keeps_serving_with_readiness_withdrawn() {
-    let delay = Duration::from_secs(2);
+    // Long enough for a loaded test machine to check both within it.
+    let delay = Duration::from_secs(5);
     let served = Served::start(&[
         fixture("suite").to_str().unwrap(),
         "--admin-addr",
         "127.0.0.1:0",
         "--shutdown-delay-secs",
-        "2",
+        "5",
     ]);
     let admin = admin_addr(&served);
     served.signal("TERM");
