@@ -229,7 +229,9 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         || (s[0] & 0xffc0) == 0xfe80 // link-local fe80::/10
         || (s[0] & 0xffc0) == 0xfec0 // site-local fec0::/10 (deprecated, still routed)
         || (s[0] == 0x100 && s[1..4] == [0, 0, 0]) // discard 100::/64
-        || (s[0] == 0x2001 && s[1] < 0x200) // IETF protocol assignments 2001::/23 (Teredo, ...)
+        // IETF protocol assignments 2001::/23: Teredo, benchmarking, ORCHID;
+        // the anycast services in it (AMT, AS112) are no HTTP origins.
+        || (s[0] == 0x2001 && s[1] < 0x200)
         || (s[0] == 0x2001 && s[1] == 0xdb8)) // documentation
 }
 
