@@ -18,7 +18,7 @@ for host in berth wasmtime native; do
   port="$(free_port)"
   case "$host" in
     native) "$origin_bin" "127.0.0.1:$port" 2>/dev/null & pid=$! ;;
-    berth) RUST_LOG=warn "$berth" serve "$guest" --addr "127.0.0.1:$port" \
+    berth) "${berth_env[@]}" "$berth" serve "$guest" --addr "127.0.0.1:$port" \
       --cpu-time-limit-ms 600000 --wall-time-limit-ms 600000 2>/dev/null & pid=$! ;;
     wasmtime) "$wasmtime" serve -S cli --addr "127.0.0.1:$port" "$guest" 2>/dev/null & pid=$! ;;
   esac

@@ -27,9 +27,9 @@ run_one() { # host
   port="$(free_port)"
   case "$host" in
     native) $server_prefix "$origin_bin" "127.0.0.1:$port" 2>/dev/null & pid=$! ;;
-    berth) RUST_LOG=warn $server_prefix "$berth" serve "$guest" --addr "127.0.0.1:$port" 2>/dev/null & pid=$! ;;
-    berth-reuse) RUST_LOG=warn $server_prefix "$berth" serve "$guest" --reuse 1000 --addr "127.0.0.1:$port" 2>/dev/null & pid=$! ;;
-    berth-preinit) RUST_LOG=warn $server_prefix "$berth" serve "$guest" --pre-init --addr "127.0.0.1:$port" 2>/dev/null & pid=$! ;;
+    berth) "${berth_env[@]}" $server_prefix "$berth" serve "$guest" --addr "127.0.0.1:$port" 2>/dev/null & pid=$! ;;
+    berth-reuse) "${berth_env[@]}" $server_prefix "$berth" serve "$guest" --reuse 1000 --addr "127.0.0.1:$port" 2>/dev/null & pid=$! ;;
+    berth-preinit) "${berth_env[@]}" $server_prefix "$berth" serve "$guest" --pre-init --addr "127.0.0.1:$port" 2>/dev/null & pid=$! ;;
     wasmtime) $server_prefix "$wasmtime" serve -S cli --addr "127.0.0.1:$port" "$guest" 2>/dev/null & pid=$! ;;
   esac
   pids+=("$pid")

@@ -2,6 +2,10 @@
 # Sets: berth, origin_bin, wasmtime; provides need_wasmtime, free_port,
 # wait_http, measure (wrk run appended to $results) and summarize.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/berth-target}"
+# berth runs at its default log level (access lines on), as operators run
+# it; BERTH_BENCH_LOG=warn measures it without them.
+unset RUST_LOG
+berth_env=(env ${BERTH_BENCH_LOG:+RUST_LOG=$BERTH_BENCH_LOG})
 bench_dir="$HOME/.cache/berth-bench"
 wasmtime="${WASMTIME:-$bench_dir/wasmtime-48/bin/wasmtime}"
 

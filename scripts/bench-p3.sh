@@ -21,8 +21,8 @@ run_one() { # host
   port="$(free_port)"
   case "$host" in
     native) $server_prefix "$origin_bin" "127.0.0.1:$port" 2>/dev/null & pid=$! ;;
-    berth-p3) RUST_LOG=warn $server_prefix "$berth" serve "$guest" --addr "127.0.0.1:$port" 2>/dev/null & pid=$! ;;
-    berth-p3-unb) RUST_LOG=warn $server_prefix "$berth" serve "$guest" --instance-requests 1000000 --addr "127.0.0.1:$port" 2>/dev/null & pid=$! ;;
+    berth-p3) "${berth_env[@]}" $server_prefix "$berth" serve "$guest" --addr "127.0.0.1:$port" 2>/dev/null & pid=$! ;;
+    berth-p3-unb) "${berth_env[@]}" $server_prefix "$berth" serve "$guest" --instance-requests 1000000 --addr "127.0.0.1:$port" 2>/dev/null & pid=$! ;;
     wasmtime-p3) $server_prefix "$wasmtime" serve -Wcomponent-model-async -Sp3,cli --addr "127.0.0.1:$port" "$guest" 2>/dev/null & pid=$! ;;
   esac
   pids+=("$pid")

@@ -21,7 +21,7 @@ run_one() { # host
   "$origin_bin" "127.0.0.1:$oport" 2>/dev/null & opid=$!; pids+=("$opid")
   wait_http "http://127.0.0.1:$oport/"
   if [ "$host" = berth ]; then
-    RUST_LOG=warn $server_prefix "$berth" serve "$proxy" --addr "127.0.0.1:$hport" \
+    "${berth_env[@]}" $server_prefix "$berth" serve "$proxy" --addr "127.0.0.1:$hport" \
       --env "UPSTREAM=http://127.0.0.1:$oport" --allow-outbound "127.0.0.1:$oport" 2>/dev/null & hpid=$!
   else
     $server_prefix "$wasmtime" serve -S cli --addr "127.0.0.1:$hport" --env "UPSTREAM=http://127.0.0.1:$oport" \
