@@ -382,7 +382,6 @@ async fn run(args: Args) -> Result<bool, String> {
     load.stop.store(true, Ordering::Relaxed);
     while healthy.join_next().await.is_some() {}
     while hostile.join_next().await.is_some() {}
-    drop(load.client.clone());
     tokio::time::sleep(Duration::from_secs(5)).await;
     let end = sample(&client, &args, started.elapsed())
         .await
