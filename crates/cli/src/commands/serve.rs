@@ -399,6 +399,10 @@ impl ServeCommand {
 /// With a config `file`, SIGHUP and changes to it or its components reload
 /// the apps.
 async fn serve(config: Config, file: Option<PathBuf>) -> anyhow::Result<()> {
+    // Listened for from the start: a SIGTERM that arrives while the apps
+    // load or just after the banner is a shutdown, not the default action
+    // (which would end the process with no drain).
+    let signals = Signals::install();
     let addr = config.server.addr;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -463,7 +467,7 @@ async fn serve(config: Config, file: Option<PathBuf>) -> anyhow::Result<()> {
     };
     crate::logging::banner(&format!("Serving HTTP on {scheme}://{local}/"));
     tokio::select! {
-        () = shutdown_signal() => {
+        () = shutdown_signal(signals) => {
             if !shutdown_delay.is_zero() {
                 server.withdraw();
                 tracing::info!(
@@ -556,34 +560,60 @@ fn parse_ratio(text: &str) -> Result<f64, String> {
 
 /// Resolves on the first SIGINT or SIGTERM. A second signal during the
 /// drain exits at once.
-async fn shutdown_signal() {
-    wait_for_signal().await;
+async fn shutdown_signal(mut signals: Signals) {
+    signals.recv().await;
     tracing::info!("signal received; stopping (send again to exit immediately)");
-    tokio::spawn(async {
-        wait_for_signal().await;
+    tokio::spawn(async move {
+        signals.recv().await;
         tracing::warn!("second signal: exiting without waiting for in-flight requests");
         crate::logging::flush_within(Duration::from_millis(500));
         std::process::exit(130);
     });
 }
 
-#[cfg(unix)]
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        tracing::warn!("cannot install signal handlers; use SIGKILL to stop");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = int.recv() => {}
-        _ = term.recv() => {}
-    }
+/// SIGINT and SIGTERM handlers, installed once; signals that arrive before
+/// anyone waits are kept for the next [`Signals::recv`].
+struct Signals {
+    #[cfg(unix)]
+    handlers: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
 }
 
-#[cfg(not(unix))]
-async fn wait_for_signal() {
-    let _ = tokio::signal::ctrl_c().await;
+impl Signals {
+    #[cfg(unix)]
+    fn install() -> Self {
+        use tokio::signal::unix::{SignalKind, signal};
+        let handlers = match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            (Ok(int), Ok(term)) => Some((int, term)),
+            _ => {
+                tracing::warn!("cannot install signal handlers; use SIGKILL to stop");
+                None
+            }
+        };
+        Self { handlers }
+    }
+
+    #[cfg(not(unix))]
+    fn install() -> Self {
+        Self {}
+    }
+
+    /// The next SIGINT or SIGTERM (never, without handlers).
+    #[cfg(unix)]
+    async fn recv(&mut self) {
+        let Some((int, term)) = &mut self.handlers else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+    }
+
+    #[cfg(not(unix))]
+    async fn recv(&mut self) {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -82,6 +82,44 @@ fn readiness_turns_503_when_the_drain_starts_and_health_stays_up() {
     assert!(exit.success(), "{log}");
 }
 
+/// A SIGTERM during start-up (a supervisor that stops berth at once) is a
+/// graceful stop with exit status 0, not the signal's default action: the
+/// handlers are in place before anything else. The signal goes out once
+/// the listener is bound, while the guest is still being pre-initialised
+/// (a few hundred milliseconds), so before the server is up.
+#[test]
+fn a_sigterm_during_start_up_is_a_graceful_stop() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = super::berth()
+        .args(["serve", fixture("heavy-init").to_str().unwrap()])
+        .args(["--pre-init", "--no-cache", "--addr", &addr])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("berth starts");
+    let started = Instant::now();
+    while TcpStream::connect(&addr).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(20), "never bound");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let status = child.wait().expect("wait");
+    let mut log = String::new();
+    if let Some(mut stderr) = child.stderr.take() {
+        let _ = stderr.read_to_string(&mut log);
+    }
+    assert!(status.success(), "{status:?}\n{log}");
+    assert!(log.contains("signal received"), "{log}");
+}
+
 /// `--shutdown-delay-secs`: from SIGTERM on, readiness answers 503 while
 /// the traffic port goes on accepting and answering as usual; the drain
 /// (and the exit) comes only after the delay.
