@@ -403,6 +403,7 @@ async fn serve(config: Config, file: Option<PathBuf>) -> anyhow::Result<()> {
     // load or just after the banner is a shutdown, not the default action
     // (which would end the process with no drain).
     let signals = Signals::install();
+    let hangups = listen_for_hangups(config.server.tls.is_some() || file.is_some());
     let addr = config.server.addr;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -432,7 +433,12 @@ async fn serve(config: Config, file: Option<PathBuf>) -> anyhow::Result<()> {
     } else {
         "http"
     };
-    reload_on_sighup(server_config.tls.clone(), platform.clone(), file.clone());
+    reload_on_sighup(
+        hangups,
+        server_config.tls.clone(),
+        platform.clone(),
+        file.clone(),
+    );
     let _watcher = file.map(|path| {
         AbortOnDrop(tokio::spawn(berth::platform::watch::watch(
             platform.clone(),
@@ -514,42 +520,73 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// On every SIGHUP: reloads the TLS certificate and key (a bad pair is
-/// logged and the old one keeps serving) and the config file (a bad one is
-/// logged and the running version keeps serving).
+/// The SIGHUP handler, installed at start-up when there is something to
+/// reload (a SIGHUP's default action ends the process): one that arrives
+/// while the apps load is a reload once they are up.
 #[cfg(unix)]
-fn reload_on_sighup(tls: Option<berth::tls::Tls>, platform: Platform, file: Option<PathBuf>) {
+type Hangups = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Hangups = ();
+
+#[cfg(unix)]
+fn listen_for_hangups(needed: bool) -> Hangups {
     use tokio::signal::unix::{SignalKind, signal};
-    if tls.is_none() && file.is_none() {
-        return;
+    if !needed {
+        return None;
     }
     match signal(SignalKind::hangup()) {
-        Ok(mut hangups) => {
-            tokio::spawn(async move {
-                while hangups.recv().await.is_some() {
-                    if let Some(tls) = &tls {
-                        let _ = tls.reload();
-                    }
-                    if let Some(path) = &file {
-                        let (platform, file) = (platform.clone(), path.clone());
-                        let reload = tokio::task::spawn_blocking(move || {
-                            berth::platform::watch::reload_from_file(&platform, &file)
-                        });
-                        if let Ok(result) = reload.await {
-                            berth::platform::watch::log_reload(path, &result);
-                        }
-                    }
-                }
-            });
+        Ok(hangups) => Some(hangups),
+        Err(err) => {
+            tracing::warn!(
+                "cannot install the SIGHUP handler ({err}); reloads happen on file changes only"
+            );
+            None
         }
-        Err(err) => tracing::warn!(
-            "cannot install the SIGHUP handler ({err}); reloads happen on file changes only"
-        ),
     }
 }
 
 #[cfg(not(unix))]
-fn reload_on_sighup(_tls: Option<berth::tls::Tls>, _platform: Platform, _file: Option<PathBuf>) {}
+fn listen_for_hangups(_needed: bool) -> Hangups {}
+
+/// On every SIGHUP: reloads the TLS certificate and key (a bad pair is
+/// logged and the old one keeps serving) and the config file (a bad one is
+/// logged and the running version keeps serving).
+#[cfg(unix)]
+fn reload_on_sighup(
+    hangups: Hangups,
+    tls: Option<berth::tls::Tls>,
+    platform: Platform,
+    file: Option<PathBuf>,
+) {
+    let Some(mut hangups) = hangups else {
+        return;
+    };
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            if let Some(tls) = &tls {
+                let _ = tls.reload();
+            }
+            if let Some(path) = &file {
+                let (platform, file) = (platform.clone(), path.clone());
+                let reload = tokio::task::spawn_blocking(move || {
+                    berth::platform::watch::reload_from_file(&platform, &file)
+                });
+                if let Ok(result) = reload.await {
+                    berth::platform::watch::log_reload(path, &result);
+                }
+            }
+        }
+    });
+}
+
+#[cfg(not(unix))]
+fn reload_on_sighup(
+    _hangups: Hangups,
+    _tls: Option<berth::tls::Tls>,
+    _platform: Platform,
+    _file: Option<PathBuf>,
+) {
+}
 
 fn parse_ratio(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {

@@ -82,21 +82,19 @@ fn readiness_turns_503_when_the_drain_starts_and_health_stays_up() {
     assert!(exit.success(), "{log}");
 }
 
-/// A SIGTERM during start-up (a supervisor that stops berth at once) is a
-/// graceful stop with exit status 0, not the signal's default action: the
-/// handlers are in place before anything else. The signal goes out once
-/// the listener is bound, while the guest is still being pre-initialised
-/// (a few hundred milliseconds), so before the server is up.
-#[test]
-fn a_sigterm_during_start_up_is_a_graceful_stop() {
+/// Starts `berth serve ARGS --no-cache` on a free port and returns once
+/// its listener is bound — before the apps are up when one of them is
+/// pre-initialised (the heavy-init guest: a few hundred milliseconds).
+fn start_slowly(args: &[&str]) -> (std::process::Child, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port();
     let addr = format!("127.0.0.1:{port}");
-    let mut child = super::berth()
-        .args(["serve", fixture("heavy-init").to_str().unwrap()])
-        .args(["--pre-init", "--no-cache", "--addr", &addr])
+    let child = super::berth()
+        .arg("serve")
+        .args(args)
+        .args(["--no-cache", "--addr", &addr])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -106,18 +104,74 @@ fn a_sigterm_during_start_up_is_a_graceful_stop() {
         assert!(started.elapsed() < Duration::from_secs(20), "never bound");
         std::thread::sleep(Duration::from_millis(2));
     }
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+    (child, addr)
+}
+
+fn kill(child: &std::process::Child, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
         .status()
         .expect("kill runs");
-    assert!(killed.success());
+    assert!(status.success());
+}
+
+/// Waits for `child` to exit; its status and what it logged.
+fn finish(mut child: std::process::Child) -> (std::process::ExitStatus, String) {
     let status = child.wait().expect("wait");
     let mut log = String::new();
     if let Some(mut stderr) = child.stderr.take() {
         let _ = stderr.read_to_string(&mut log);
     }
+    (status, log)
+}
+
+/// A SIGTERM during start-up (a supervisor that stops berth at once) is a
+/// graceful stop with exit status 0, not the signal's default action: the
+/// handlers are in place before anything else.
+#[test]
+fn a_sigterm_during_start_up_is_a_graceful_stop() {
+    let heavy = fixture("heavy-init");
+    let (child, _) = start_slowly(&[heavy.to_str().unwrap(), "--pre-init"]);
+    kill(&child, "TERM");
+    let (status, log) = finish(child);
     assert!(status.success(), "{status:?}\n{log}");
     assert!(log.contains("signal received"), "{log}");
+}
+
+/// A SIGHUP during start-up (a reload sent a little early) does not end
+/// the process: it is a reload once the apps are up.
+#[test]
+fn a_sighup_during_start_up_is_a_reload_not_an_exit() {
+    let dir = std::env::temp_dir().join(format!("berth-early-hup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("berth.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[[apps]]\nname = \"heavy\"\ncomponent = {:?}\nroutes = [\"*\"]\npre_init = true\n",
+            fixture("heavy-init")
+        ),
+    )
+    .unwrap();
+    let (child, addr) = start_slowly(&["--config", file.to_str().unwrap()]);
+    kill(&child, "HUP");
+    // Up and serving once start-up ends.
+    let started = Instant::now();
+    let (status, _) = loop {
+        let answer = std::panic::catch_unwind(|| get(&addr, "/"));
+        match answer {
+            Ok(answer) if answer.0.starts_with("HTTP/1.0 200") => break answer,
+            _ if started.elapsed() < Duration::from_secs(20) => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => panic!("not serving after a SIGHUP at start-up: {other:?}"),
+        }
+    };
+    assert_eq!(status, "HTTP/1.0 200 OK");
+    kill(&child, "TERM");
+    let (status, log) = finish(child);
+    assert!(status.success(), "{status:?}\n{log}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `--shutdown-delay-secs`: from SIGTERM on, readiness answers 503 while
