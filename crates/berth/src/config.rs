@@ -57,12 +57,12 @@ pub struct ServerConfig {
     pub header_read_timeout: Duration,
     /// See [`DEFAULT_DRAIN_TIMEOUT`].
     pub drain_timeout: Duration,
-    /// After a shutdown signal, how long `berth serve` goes on serving as
-    /// usual with `/readyz` already answering 503, before the drain
-    /// starts: load balancers that health-check readiness stop sending
-    /// new requests first, so none lands on a connection the drain is
-    /// closing. See [`DEFAULT_SHUTDOWN_DELAY`] and
-    /// [`crate::ServeHandle::withdraw`].
+    /// After [`crate::ServeHandle::shutdown`] (`berth serve`: a shutdown
+    /// signal), how long the server goes on serving as usual with
+    /// `/readyz` already answering 503, before the drain starts: load
+    /// balancers that health-check readiness stop sending new requests
+    /// first, so none lands on a connection the drain is closing. See
+    /// [`DEFAULT_SHUTDOWN_DELAY`].
     pub shutdown_delay: Duration,
     /// See [`DEFAULT_IDLE_TIMEOUT`].
     pub idle_timeout: Duration,

@@ -61,13 +61,19 @@ impl ServeHandle {
             let draining = draining.clone();
             async move {
                 let default = config.drain_timeout;
+                let delay = config.shutdown_delay;
                 let shutdown = async move {
                     let asked = requested
                         .wait_for(Option::is_some)
                         .await
                         .map(|deadline| deadline.unwrap_or(default));
                     match asked {
-                        Ok(deadline) => deadline,
+                        Ok(deadline) => {
+                            // Readiness is already 503 (see `shutdown`):
+                            // serve on for the delay, then drain.
+                            tokio::time::sleep(delay).await;
+                            deadline
+                        }
                         // A dropped handle never asks: serve on.
                         Err(_) => std::future::pending().await,
                     }
@@ -116,7 +122,10 @@ impl ServeHandle {
 
     /// Starts the drain: stop accepting, GOAWAY / `Connection: close`, and
     /// give in-flight requests up to `deadline` before the connections
-    /// left are cut. A second call while draining changes nothing.
+    /// left are cut. A second call while draining changes nothing. With a
+    /// [`ServerConfig::shutdown_delay`], readiness turns 503 at once and
+    /// the drain starts after the delay, the server serving as usual
+    /// meanwhile.
     pub fn shutdown(&self, deadline: Duration) {
         self.draining.start_draining();
         self.deadline.send_if_modified(|current| {
@@ -126,14 +135,6 @@ impl ServeHandle {
             }
             first
         });
-    }
-
-    /// Withdraws from load balancers: readiness probes answer 503 from now
-    /// on, while the server goes on accepting and serving as usual until
-    /// [`shutdown`](Self::shutdown). Called a few health-check intervals
-    /// before `shutdown`, it lets balancers stop sending first.
-    pub fn withdraw(&self) {
-        self.draining.start_draining();
     }
 
     /// Whether the server is draining (or has stopped): the hook for a

@@ -373,6 +373,33 @@ async fn the_drain_cuts_what_is_left_at_its_deadline() {
 /// The library's serve handle: not draining while it serves, draining from
 /// the call to `shutdown` on, the deadline given there (not the config's
 /// 30 s) cuts a request still running, and the handle resolves soon after.
+/// `ServerConfig::shutdown_delay`: after `shutdown`, readiness is 503 at
+/// once while new connections are still accepted and served; the drain
+/// (and the end of the handle) comes after the delay.
+#[tokio::test]
+async fn a_shutdown_delay_serves_on_with_readiness_withdrawn() {
+    let runtime = berth::Runtime::new(test_config(), &fixture("suite"), "suite").unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let service = berth::WasiHttpService::new(runtime, addr.to_string().parse().unwrap());
+    let delay = Duration::from_secs(2);
+    let server_config = berth::ServerConfig {
+        shutdown_delay: delay,
+        ..test_server_config()
+    };
+    let mut server = berth::ServeHandle::spawn(listener, service, server_config).unwrap();
+    let started = Instant::now();
+    server.shutdown(Duration::from_secs(5));
+    assert!(server.is_draining(), "readiness withdrawn at once");
+    let hello = request("GET", &format!("http://{addr}/hello"), empty());
+    assert_eq!(send(addr, Proto::H1, hello).await.status(), 200);
+    assert!(started.elapsed() < delay, "served within the delay");
+    tokio::time::timeout(Duration::from_secs(10), &mut server)
+        .await
+        .expect("the handle resolved");
+    assert!(started.elapsed() >= delay, "drained before the delay ended");
+}
+
 #[tokio::test]
 async fn a_serve_handle_drains_with_the_deadline_given_at_shutdown() {
     count_panics();

@@ -475,15 +475,10 @@ async fn serve(config: Config, file: Option<PathBuf>) -> anyhow::Result<()> {
     tokio::select! {
         () = shutdown_signal(signals) => {
             if !shutdown_delay.is_zero() {
-                server.withdraw();
                 tracing::info!(
                     delay = ?shutdown_delay,
                     "readiness withdrawn; serving on until the shutdown delay ends, then draining"
                 );
-                tokio::select! {
-                    () = tokio::time::sleep(shutdown_delay) => {}
-                    () = &mut server => return Ok(()),
-                }
             }
             server.shutdown(drain_timeout);
         }
