@@ -85,13 +85,13 @@ fn readiness_turns_503_when_the_drain_starts_and_health_stays_up() {
 /// Starts `berth serve ARGS --no-cache` on a free port and returns once
 /// its listener is bound — before the apps are up when one of them is
 /// pre-initialised (the heavy-init guest: a few hundred milliseconds).
-fn start_slowly(args: &[&str]) -> (std::process::Child, String) {
+fn start_slowly(args: &[&str]) -> Served {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port();
     let addr = format!("127.0.0.1:{port}");
-    let child = super::berth()
+    let mut child = super::berth()
         .arg("serve")
         .args(args)
         .args(["--no-cache", "--addr", &addr])
@@ -99,30 +99,18 @@ fn start_slowly(args: &[&str]) -> (std::process::Child, String) {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("berth starts");
+    let stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
     let started = Instant::now();
     while TcpStream::connect(&addr).is_err() {
         assert!(started.elapsed() < Duration::from_secs(20), "never bound");
         std::thread::sleep(Duration::from_millis(2));
     }
-    (child, addr)
-}
-
-fn kill(child: &std::process::Child, signal: &str) {
-    let status = std::process::Command::new("kill")
-        .args([&format!("-{signal}"), &child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success());
-}
-
-/// Waits for `child` to exit; its status and what it logged.
-fn finish(mut child: std::process::Child) -> (std::process::ExitStatus, String) {
-    let status = child.wait().expect("wait");
-    let mut log = String::new();
-    if let Some(mut stderr) = child.stderr.take() {
-        let _ = stderr.read_to_string(&mut log);
+    Served {
+        child,
+        addr,
+        startup_log: String::new(),
+        stderr,
     }
-    (status, log)
 }
 
 /// A SIGTERM during start-up (a supervisor that stops berth at once) is a
@@ -131,9 +119,9 @@ fn finish(mut child: std::process::Child) -> (std::process::ExitStatus, String) 
 #[test]
 fn a_sigterm_during_start_up_is_a_graceful_stop() {
     let heavy = fixture("heavy-init");
-    let (child, _) = start_slowly(&[heavy.to_str().unwrap(), "--pre-init"]);
-    kill(&child, "TERM");
-    let (status, log) = finish(child);
+    let served = start_slowly(&[heavy.to_str().unwrap(), "--pre-init"]);
+    served.signal("TERM");
+    let (status, log) = served.wait();
     assert!(status.success(), "{status:?}\n{log}");
     assert!(log.contains("signal received"), "{log}");
 }
@@ -153,8 +141,9 @@ fn a_sighup_during_start_up_is_a_reload_not_an_exit() {
         ),
     )
     .unwrap();
-    let (child, addr) = start_slowly(&["--config", file.to_str().unwrap()]);
-    kill(&child, "HUP");
+    let served = start_slowly(&["--config", file.to_str().unwrap()]);
+    let addr = served.addr.clone();
+    served.signal("HUP");
     // Up and serving once start-up ends.
     let started = Instant::now();
     let (status, _) = loop {
@@ -168,8 +157,8 @@ fn a_sighup_during_start_up_is_a_reload_not_an_exit() {
         }
     };
     assert_eq!(status, "HTTP/1.0 200 OK");
-    kill(&child, "TERM");
-    let (status, log) = finish(child);
+    served.signal("TERM");
+    let (status, log) = served.wait();
     assert!(status.success(), "{status:?}\n{log}");
     let _ = std::fs::remove_dir_all(&dir);
 }
