@@ -9,6 +9,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use berth_http::ErrorCode;
+use berth_http::log_scope::RequestScope;
 use berth_runtime::Runtime;
 use bytes::Bytes;
 use http::uri::{Authority, Scheme};
@@ -398,10 +399,13 @@ where
                 let body = berth_http::body::SyncBody::new(body.map_err(|e| body_error_code(&e)));
                 berth_http::body::host_body(LimitedBody::new(body, this.limits, tripwire.clone()))
             });
-            // The log's span: request id and app on every line logged while
-            // the guest runs (inside the trace span, when there is one).
-            let span = trace.in_scope(|| tracing::info_span!("request", request_id = &*rid, app));
-            let result = this.runtime.handle(id, request).instrument(span).await;
+            // The log's scope: request id and app on every line logged while
+            // the guest runs (its `request` span, made only if a line is,
+            // hangs below the trace span, when there is one).
+            let scope = trace.in_scope(|| RequestScope::new(&rid, app));
+            let result = scope
+                .run(this.runtime.handle(id, request).instrument(trace.clone()))
+                .await;
             if let Some(broken) = tripwire.get() {
                 // The guest saw the broken body; the client is told why.
                 let status = broken.status();

@@ -178,6 +178,7 @@ impl OutgoingSlot {
             Ok(Ok(permit)) => Ok(permit),
             Ok(Err(_closed)) => Err(ErrorCode::internal("outgoing request slots closed")),
             Err(_elapsed) => {
+                let _in_request = crate::log_scope::enter();
                 tracing::info!(
                     waited = ?self.timeout,
                     "outgoing request timed out waiting for a slot under the concurrency cap"
@@ -217,6 +218,7 @@ impl HttpCtx {
         timeouts: &RequestTimeouts,
     ) -> Result<(Arc<dyn OutboundClient>, OutgoingSlot), ErrorCode> {
         let Some(client) = self.outbound.clone() else {
+            let _in_request = crate::log_scope::enter();
             tracing::info!(
                 %uri,
                 "outgoing request denied: no outbound access is configured for this app"
@@ -229,6 +231,7 @@ impl HttpCtx {
             None => (&mut self.outgoing_sent, &self.outgoing_slots),
         };
         if *sent >= limit {
+            let _in_request = crate::log_scope::enter();
             tracing::info!(limit, "outgoing request refused: per-request total reached");
             return Err(ErrorCode::ConnectionLimitReached);
         }

@@ -12,7 +12,8 @@
 //! * [`body`]: [`HostBody`] (to guests) and [`GuestBody`] (from guests) with
 //!   back-pressure, trailers and `Content-Length` enforcement;
 //! * [`outbound`]: the [`OutboundClient`] seam for outgoing requests;
-//! * [`ctx`]: per-store state ([`HttpCtx`]) and the [`HttpView`] trait.
+//! * [`ctx`]: per-store state ([`HttpCtx`]) and the [`HttpView`] trait;
+//! * [`log_scope`]: which request a log line belongs to.
 //!
 //! Each `wasi:http` version is a mirror module holding only bindings,
 //! resource types, host impls and conversions: [`p2`] for `wasi:http@0.2.x`,
@@ -23,6 +24,7 @@ mod conv;
 pub mod ctx;
 pub mod error;
 pub mod fields;
+pub mod log_scope;
 pub mod memory;
 pub mod outbound;
 pub mod p2;

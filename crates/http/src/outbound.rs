@@ -72,6 +72,7 @@ impl OutgoingParts {
         }
         let authority = self.authority.ok_or(ErrorCode::HttpRequestUriInvalid)?;
         if crate::uri::has_userinfo(&authority) {
+            let _in_request = crate::log_scope::enter();
             tracing::info!("outgoing request refused: its authority carries userinfo");
             return Err(ErrorCode::HttpRequestUriInvalid);
         }

@@ -223,6 +223,7 @@ impl Inner {
         match tokio::time::timeout(wait, self.connections.clone().acquire_owned()).await {
             Ok(Ok(place)) => Ok(place),
             _ => {
+                let _in_request = berth_http::log_scope::enter();
                 tracing::info!(
                     max = self.config.max_connections,
                     "outgoing request refused: the client's connection cap is reached"
@@ -350,6 +351,7 @@ impl Inner {
             }
         }
         if allowed.is_empty() {
+            let _in_request = berth_http::log_scope::enter();
             tracing::info!(host = %origin.host, "outgoing request refused: destination address prohibited");
             return Err(refusal.unwrap_or(ErrorCode::DestinationIpProhibited));
         }
@@ -370,6 +372,7 @@ impl Inner {
             #[cfg(not(feature = "tls"))]
             if origin.https {
                 drop(tcp);
+                let _in_request = berth_http::log_scope::enter();
                 tracing::info!(
                     host = %origin.host,
                     "outgoing HTTPS refused: berth-outbound was built without its `tls` feature"

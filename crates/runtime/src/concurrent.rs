@@ -28,6 +28,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use berth_http::log_scope::RequestScope;
 use berth_http::p3::Request;
 use berth_http::p3::body::BodyAbort;
 use berth_http::{ErrorCode, GuestBody, HostBody, HttpView};
@@ -54,6 +55,8 @@ struct Job {
     reply: Reply,
     /// The caller's span: the request's spans hang below it.
     span: tracing::Span,
+    /// The caller's request scope: the request's log lines carry its id.
+    scope: RequestScope,
 }
 
 /// The dispatcher's view of a worker.
@@ -148,6 +151,7 @@ pub(crate) async fn handle(
         request_id,
         reply,
         span: tracing::Span::current(),
+        scope: RequestScope::current(),
     };
     shared.concurrent.dispatch(shared, job);
     response.await.unwrap_or_else(|_| {
@@ -332,6 +336,7 @@ async fn run_worker(
                         job.request,
                         job.request_id,
                         job.span,
+                        job.scope,
                         deadline,
                         &replies,
                         &shared,
@@ -408,6 +413,7 @@ async fn serve(
     request: http::Request<HostBody>,
     request_id: u64,
     parent: tracing::Span,
+    scope: RequestScope,
     deadline: Instant,
     replies: &InFlight,
     shared: &Shared,
@@ -430,14 +436,16 @@ async fn serve(
     // Started here rather than through `call_concurrent` to learn the
     // guest task the request's caps and log belong to. The call is only
     // queued (the guest runs later, in the event loop), so the task is
-    // registered before it can act; registered in the request's span, in
-    // which its guest log lines are then written.
+    // registered before it can act; registered in the request's span and
+    // scope, in which its guest log lines are then written.
     let started = {
         let _in_request = parent.enter();
-        accessor.with(|mut access| {
-            let call = entry.start_call_concurrent(&mut access, (request,))?;
-            access.get().open_request(call.task(), request_id);
-            wasmtime::Result::Ok(call)
+        scope.in_scope(|| {
+            accessor.with(|mut access| {
+                let call = entry.start_call_concurrent(&mut access, (request,))?;
+                access.get().open_request(call.task(), request_id);
+                wasmtime::Result::Ok(call)
+            })
         })
     };
     let call = match started {
@@ -448,7 +456,7 @@ async fn serve(
         }
     };
     let served = serve_started(
-        accessor, entry, call, seq, request_id, &span, deadline, replies, shared,
+        accessor, entry, call, seq, request_id, &span, &scope, deadline, replies, shared,
     )
     .await;
     accessor.with(|mut access| access.get().close_request(request_id));
@@ -467,6 +475,7 @@ async fn serve_started(
     seq: u64,
     request_id: u64,
     span: &tracing::Span,
+    scope: &RequestScope,
     deadline: Instant,
     replies: &InFlight,
     shared: &Shared,
@@ -488,6 +497,7 @@ async fn serve_started(
             let grace = CANCEL_GRACE.min(wall);
             let finished = tokio::time::timeout(grace, called).await.is_ok();
             if !finished {
+                let _in_request = scope.span().entered();
                 tracing::info!(
                     request_id,
                     ?grace,
@@ -539,6 +549,7 @@ async fn serve_started(
     match (finished, abort) {
         (Ok(_), _) | (Err(_), None) => Served { retire: false },
         (Err(_), Some(abort)) => {
+            let _in_request = scope.span().entered();
             tracing::warn!(
                 request_id,
                 limit = ?wall,

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
+use berth_http::log_scope;
 use berth_http::p2::{IncomingRequest, ResponseOutparam};
 use berth_http::{GuestBody, HostBody, HttpCtx, HttpView};
 use tokio::sync::oneshot;
@@ -198,9 +199,10 @@ pub(crate) async fn handle(
         drop(live);
         outcome
     };
-    // The guest runs in the caller's span (the front-end's `request` span
-    // carries the request id clients see), so its log lines do too.
-    let mut task = tokio::spawn(guest.in_current_span());
+    // The guest runs in the caller's request scope and span (the
+    // front-end's scope carries the request id clients see), so its log
+    // lines do too.
+    let mut task = tokio::spawn(log_scope::in_current(guest));
     // If the caller stops waiting before the head arrives (the client went
     // away, HTTP/2 reset), the guest's work is cancelled with it.
     let mut cancel_on_drop = CancelOnDrop(Some(task.abort_handle()));
@@ -212,22 +214,26 @@ pub(crate) async fn handle(
                 cancel_on_drop.disarm();
                 // The guest goes on (usually writing the body); report how it
                 // ends once it does.
-                tokio::spawn(
-                    async move {
+                let report = async move {
                     match task.await {
                         Ok(Outcome::Returned) => {}
                         Ok(Outcome::Failed(err)) => {
                             observer.report(Event::Failed(&err));
+                            let _in_request = log_scope::enter();
                             tracing::error!(
                                 request_id,
                                 error = %err,
                                 "guest failed after sending the response head; response aborted"
                             );
                         }
-                        Err(join) => tracing::error!(request_id, "guest task failed: {join}"),
+                        Err(join) => {
+                            let _in_request = log_scope::enter();
+                            tracing::error!(request_id, "guest task failed: {join}");
+                        }
                     }
                     tracing::trace!(request_id, elapsed = ?started.elapsed(), "guest finished");
-                }.in_current_span());
+                };
+                tokio::spawn(log_scope::in_current(report));
                 result.map_err(HandleError::Guest)
             }
             Err(_) => Err(outcome_without_response(task.await)),

@@ -51,6 +51,7 @@ impl ResourceLimiter for InstanceLimiter {
     ) -> wasmtime::Result<bool> {
         let growth = desired.saturating_sub(current);
         if let Err(over) = self.memory.grow_guest(growth) {
+            let _in_request = berth_http::log_scope::enter();
             tracing::warn!(
                 limit = over.limit,
                 guest = over.guest,

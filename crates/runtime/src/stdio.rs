@@ -15,6 +15,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use crate::observe::{Event, ObserverSlot};
+use berth_http::log_scope::RequestScope;
 
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
@@ -32,15 +33,15 @@ pub enum LogStream {
     Stderr,
 }
 
-/// Whose output the buffer is collecting: one request's id, span and byte
-/// budget.
+/// Whose output the buffer is collecting: one request's id, log scope and
+/// byte budget.
 #[derive(Debug)]
 struct Scope {
     request_id: u64,
-    /// The span current when the request's log began (a front-end's
-    /// `request` span carries the id clients see): the guest's lines are
-    /// written in it, whichever task flushes them.
-    span: tracing::Span,
+    /// The request scope current when the request's log began (a
+    /// front-end's scope carries the id clients see): the guest's lines are
+    /// written in its `request` span, whichever task flushes them.
+    log: RequestScope,
     budget: usize,
     truncated: bool,
 }
@@ -49,7 +50,7 @@ impl Scope {
     fn new(request_id: u64, budget: usize) -> Self {
         Self {
             request_id,
-            span: tracing::Span::current(),
+            log: RequestScope::current(),
             budget,
             truncated: false,
         }
@@ -78,7 +79,7 @@ impl LineBuffer {
         }
         let text = escape(line);
         let request_id = self.scope.request_id;
-        let _in_request = self.scope.span.enter();
+        let _in_request = self.scope.log.span().entered();
         match self.stream {
             LogStream::Stdout => {
                 tracing::info!(target: "berth::guest", request_id, stream = "stdout", "{text}")
@@ -95,7 +96,7 @@ impl LineBuffer {
             bytes = &bytes[..scope.budget];
             if !scope.truncated {
                 scope.truncated = true;
-                let _in_request = scope.span.enter();
+                let _in_request = scope.log.span().entered();
                 tracing::warn!(
                     target: "berth::guest",
                     request_id = scope.request_id,
@@ -268,9 +269,9 @@ impl GuestLog {
     pub fn open(&self, request_id: u64, budget: usize) {
         let mut inner = self.lock();
         if inner.scope.request_id == request_id {
-            // The instance's first request: its log began before its span
+            // The instance's first request: its log began before its scope
             // was current.
-            inner.scope.span = tracing::Span::current();
+            inner.scope.log = RequestScope::current();
         } else {
             inner
                 .parked
@@ -294,14 +295,14 @@ impl GuestLog {
         inner.parked.insert(previous.request_id, previous);
     }
 
-    /// wasi:http@0.3: request `request_id` is answered; its span is let go
-    /// (so it can close), its id and budget still apply to later output.
+    /// wasi:http@0.3: request `request_id` is answered; its log scope (and
+    /// span) is let go, its id and budget still apply to later output.
     pub fn close(&self, request_id: u64) {
         let mut inner = self.lock();
         if inner.scope.request_id == request_id {
-            inner.scope.span = tracing::Span::none();
+            inner.scope.log = RequestScope::default();
         } else if let Some(scope) = inner.parked.get_mut(&request_id) {
-            scope.span = tracing::Span::none();
+            scope.log = RequestScope::default();
         }
     }
 

@@ -38,9 +38,9 @@ impl outgoing_handler::Host for HttpCtxView<'_> {
             .map_err(HttpError::Code)?;
         // The slot is held until the response head arrives (or the guest
         // drops the future, which aborts the task).
-        // In the caller's span, so the request is traced as part of the
-        // guest call that sent it.
-        let task = tokio::spawn(tracing::Instrument::in_current_span(async move {
+        // In the caller's span and request scope, so the request is traced
+        // as part of the guest call that sent it, and logged as its request's.
+        let task = tokio::spawn(crate::log_scope::in_current(async move {
             let _slot = slot.acquire().await?;
             client.send(request, timeouts).await
         }));
