@@ -113,6 +113,7 @@ mod error;
 pub mod fuzzing;
 mod handle;
 pub mod limits;
+pub mod log_format;
 pub mod log_writer;
 pub mod metrics;
 mod observer;

@@ -268,7 +268,8 @@ impl Drop for AccessLog {
             path = %self.path,
             status = self.status.as_u16(),
             bytes = self.bytes,
-            duration_ms = self.started.elapsed().as_secs_f64() * 1000.0,
+            // Whole microseconds: `0.924`, not `0.9244859999999999`.
+            duration_ms = self.started.elapsed().as_micros() as f64 / 1000.0,
             outcome = self.outcome(),
             "{} {} {} {}B",
             self.method,

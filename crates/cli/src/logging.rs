@@ -11,6 +11,7 @@
 use std::io::{IsTerminal, Write};
 use std::sync::OnceLock;
 
+use berth::log_format::{self, LogLayer};
 use berth::log_writer::{DEFAULT_BUFFER_BYTES, LogWriter};
 use berth::trace::{TraceConfig, Tracing};
 use tracing_subscriber::prelude::*;
@@ -36,6 +37,13 @@ static TRACING: OnceLock<Tracing> = OnceLock::new();
 
 type BoxedLayer = Box<dyn Layer<Registry> + Send + Sync>;
 
+/// tracing-subscriber's text lines, coloured (for a terminal).
+fn coloured() -> tracing_subscriber::fmt::Layer<Registry> {
+    tracing_subscriber::fmt::layer()
+        .with_target(true)
+        .with_ansi(true)
+}
+
 /// Installs the global subscriber; `level` applies unless `RUST_LOG` is
 /// set. With `non_blocking`, lines go through a [`LogWriter`] (servers);
 /// without, straight to stderr (commands whose stderr is a terminal's).
@@ -49,36 +57,34 @@ pub(crate) fn init(
 ) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("{level},wasmtime=warn,cranelift=warn")));
-    // Colour only for people, never into files or log collectors.
+    // Colour only for people, never into files or log collectors: a
+    // terminal gets tracing-subscriber's coloured lines; everything else
+    // berth's own formatter (the same layout, far cheaper per line).
     let ansi = format == LogFormat::Text && std::io::stderr().is_terminal();
-    let text = || {
-        tracing_subscriber::fmt::layer()
-            .with_target(true)
-            .with_ansi(ansi)
+    let plain = match format {
+        LogFormat::Text => log_format::LogFormat::Text,
+        LogFormat::Json => log_format::LogFormat::Json,
     };
-    let log: BoxedLayer = match (non_blocking, format) {
-        (true, format) => {
+    let log: BoxedLayer = match (non_blocking, ansi) {
+        (true, false) => {
             let writer = WRITER
                 .get_or_init(|| LogWriter::spawn(std::io::stderr(), DEFAULT_BUFFER_BYTES))
                 .clone();
-            let make = move || writer.clone();
-            match format {
-                LogFormat::Text => text().with_writer(make).with_filter(filter).boxed(),
-                LogFormat::Json => text()
-                    .json()
-                    .flatten_event(true)
-                    .with_writer(make)
-                    .with_filter(filter)
-                    .boxed(),
-            }
+            LogLayer::new(plain, writer).with_filter(filter).boxed()
         }
-        (false, LogFormat::Text) => text()
-            .with_writer(std::io::stderr)
+        (false, false) => LogLayer::new(plain, log_format::Stderr)
             .with_filter(filter)
             .boxed(),
-        (false, LogFormat::Json) => text()
-            .json()
-            .flatten_event(true)
+        (true, true) => {
+            let writer = WRITER
+                .get_or_init(|| LogWriter::spawn(std::io::stderr(), DEFAULT_BUFFER_BYTES))
+                .clone();
+            coloured()
+                .with_writer(move || writer.clone())
+                .with_filter(filter)
+                .boxed()
+        }
+        (false, true) => coloured()
             .with_writer(std::io::stderr)
             .with_filter(filter)
             .boxed(),
