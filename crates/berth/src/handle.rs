@@ -14,6 +14,27 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::{InvalidConfig, ServerConfig};
+
+/// Connections the kernel may hold, handshake done, before berth accepts
+/// them (capped by `net.core.somaxconn`). tokio's default, 1024,
+/// overflowed when 10 000 clients connected at once: the kernel dropped
+/// their handshakes and some clients saw their first request fail.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// A listening socket on `addr` for [`ServeHandle::spawn`] or
+/// [`crate::serve()`]: address reuse on (a restart binds at once) and a
+/// backlog of [`LISTEN_BACKLOG`]. Call inside a tokio runtime.
+pub fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
 use crate::serve::Front;
 #[cfg(doc)]
 use crate::service::WasiHttpService;
@@ -109,9 +130,7 @@ impl ServeHandle {
         service: impl Into<Front>,
         config: ServerConfig,
     ) -> Result<Self, crate::Error> {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|err| crate::Error::bind(addr, err))?;
+        let listener = listen(addr).map_err(|err| crate::Error::bind(addr, err))?;
         Ok(Self::spawn(listener, service, config)?)
     }
 
@@ -182,6 +201,41 @@ impl Future for ServeHandle {
                 // Cancelled: the runtime is shutting down.
                 Err(_) => Poll::Ready(()),
             },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// More clients than tokio's default backlog (1024) connect before the
+    /// server accepts any: the kernel completes every handshake.
+    #[tokio::test]
+    async fn the_backlog_holds_more_than_tokios_default() {
+        let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+        let open_files: u64 = limits
+            .lines()
+            .find_map(|l| l.strip_prefix("Max open files"))
+            .and_then(|l| l.split_whitespace().next()?.parse().ok())
+            .unwrap_or(u64::MAX);
+        if open_files < 2400 {
+            eprintln!("skipped: needs 2400 open files, the limit is {open_files}");
+            return;
+        }
+        let listener = listen("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut clients = Vec::new();
+        for _ in 0..1100 {
+            let connect = tokio::net::TcpStream::connect(addr);
+            let stream = tokio::time::timeout(Duration::from_secs(5), connect)
+                .await
+                .expect("a handshake the backlog did not hold")
+                .unwrap();
+            clients.push(stream);
+        }
+        for _ in 0..1100 {
+            listener.accept().await.unwrap();
         }
     }
 }

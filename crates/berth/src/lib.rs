@@ -136,7 +136,7 @@ pub use berth_runtime::{
 };
 pub use config::ServerConfig;
 pub use error::Error;
-pub use handle::{Readiness, ServeHandle};
+pub use handle::{LISTEN_BACKLOG, Readiness, ServeHandle, listen};
 pub use platform::{Config, Platform};
 pub use request::ClientAddr;
 pub use serve::serve;

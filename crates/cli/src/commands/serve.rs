@@ -405,9 +405,7 @@ async fn serve(config: Config, file: Option<PathBuf>) -> anyhow::Result<()> {
     let signals = Signals::install();
     let hangups = listen_for_hangups(config.server.tls.is_some() || file.is_some());
     let addr = config.server.addr;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}"))?;
+    let listener = berth::listen(addr).with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener
         .local_addr()
         .context("cannot read the bound address")?;
