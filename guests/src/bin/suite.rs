@@ -12,6 +12,35 @@ wasip2::http::proxy::export!(Suite);
 
 struct Suite;
 
+/// `/trickle?chunks=N&every_ms=M&size=S`: one chunk of S bytes (default
+/// 64) every M ms (default 1000), N chunks (default 30), `content-length`
+/// declared; a long-lived streaming answer.
+fn trickle(path: &str, out: ResponseOutparam) {
+    let number = |key, default: u64| {
+        query_param(path, key)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let (chunks, every_ms, size) = (number("chunks", 30), number("every_ms", 1000), number("size", 64).min(4096));
+    let fields = Fields::new();
+    fields.append("content-length", (chunks * size).to_string().as_bytes()).unwrap();
+    let resp = OutgoingResponse::new(fields);
+    let body = resp.body().unwrap();
+    ResponseOutparam::set(out, Ok(resp));
+    let stream = body.write().unwrap();
+    let chunk = vec![b'.'; size as usize];
+    for i in 0..chunks {
+        if i > 0 {
+            wasip2::clocks::monotonic_clock::subscribe_duration(every_ms * 1_000_000).block();
+        }
+        if stream.blocking_write_and_flush(&chunk).is_err() {
+            return; // the client went away
+        }
+    }
+    drop(stream);
+    let _ = OutgoingBody::finish(body, None);
+}
+
 fn query_param(path: &str, key: &str) -> Option<String> {
     let query = path.split_once('?')?.1;
     query.split('&').find_map(|kv| {
@@ -30,6 +59,7 @@ impl wasip2::exports::http::incoming_handler::Guest for Suite {
             "/hello" => respond(out, 200, &[("content-type", "text/plain")], b"hello from berth\n"),
             "/info" => info(request, out),
             "/echo" => echo(request, out),
+            "/trickle" => trickle(&path, out),
             "/fields" => fields_report(request, out),
             "/fields-flood" => fields_flood(out),
             "/copy-flood" => copy_flood(out),

@@ -23,6 +23,9 @@
 //! * `/error`: returns `HTTP-request-denied` instead of a response.
 //! * `/headers`: reports request headers it sees (`x-*` only), scheme and
 //!   authority.
+//! * `/trickle?chunks=N&every_ms=M&size=S`: a streaming answer, one chunk
+//!   of S bytes (default 64) every M ms (default 1000), N chunks (default
+//!   30); `content-length` is declared.
 //! * anything else: a fixed hello.
 
 wit_bindgen::generate!({
@@ -41,6 +44,13 @@ struct Suite;
 export!(Suite);
 
 type TrailersFuture = FutureReader<Result<Option<Trailers>, ErrorCode>>;
+
+/// The number `name=N` in a query string, if present.
+fn query_number(query: &str, name: &str) -> Option<u64> {
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('=')?.parse().ok())
+}
 
 fn text_response(status: u16, text: String) -> Response {
     let headers = Fields::from_list(&[("content-type".into(), b"text/plain".to_vec())]).unwrap();
@@ -235,6 +245,31 @@ impl Guest for Suite {
                     }
                 }
                 Ok(text_response(200, text))
+            }
+            "/trickle" => {
+                let query = path.split_once('?').map(|(_, q)| q).unwrap_or("");
+                let chunks = query_number(query, "chunks").unwrap_or(30);
+                let every_ms = query_number(query, "every_ms").unwrap_or(1000);
+                let size = query_number(query, "size").unwrap_or(64).min(1 << 20);
+                let length = (chunks * size).to_string();
+                let headers = Fields::from_list(&[("content-length".into(), length.into_bytes())])
+                    .unwrap();
+                let (mut tx, rx) = wit_stream::new();
+                let (trailers_tx, trailers_rx) = wit_future::new(|| Ok(None));
+                let (response, _sent) = Response::new(headers, Some(rx), trailers_rx);
+                wit_bindgen::spawn_local(async move {
+                    for i in 0..chunks {
+                        if i > 0 {
+                            wasi::clocks::monotonic_clock::wait_for(every_ms * 1_000_000).await;
+                        }
+                        if !tx.write_all(vec![b'.'; size as usize]).await.is_empty() {
+                            return; // the client went away
+                        }
+                    }
+                    drop(tx);
+                    let _ = trailers_tx.write(Ok(None)).await;
+                });
+                Ok(response)
             }
             _ => Ok(text_response(200, "Hello from the wasi:http@0.3.0 suite\n".into())),
         }
