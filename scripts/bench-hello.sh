@@ -10,7 +10,8 @@
 #     scripts/bench-hello.sh ...       another prebuilt guest, route and hosts
 #
 # Hosts: berth (fresh instance per request), berth-reuse (--reuse 1000),
-# berth-preinit (--pre-init), wasmtime (`wasmtime serve`), native (hyper).
+# berth-preinit (--pre-init), wasmtime (`wasmtime serve`), wasmtime-reuse
+# (`wasmtime serve --max-instance-reuse-count 1000`), native (hyper).
 set -euo pipefail
 top="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$top"
@@ -31,6 +32,8 @@ run_one() { # host
     berth-reuse) "${berth_env[@]}" $server_prefix "$berth" serve "$guest" --reuse 1000 --addr "127.0.0.1:$port" 2>/dev/null & pid=$! ;;
     berth-preinit) "${berth_env[@]}" $server_prefix "$berth" serve "$guest" --pre-init --addr "127.0.0.1:$port" 2>/dev/null & pid=$! ;;
     wasmtime) $server_prefix "$wasmtime" serve -S cli --addr "127.0.0.1:$port" "$guest" 2>/dev/null & pid=$! ;;
+    wasmtime-reuse) $server_prefix "$wasmtime" serve -S cli --max-instance-reuse-count 1000 \
+      --addr "127.0.0.1:$port" "$guest" 2>/dev/null & pid=$! ;;
   esac
   pids+=("$pid")
   wait_http "http://127.0.0.1:$port$path"
@@ -44,4 +47,4 @@ for _ in $(seq "$rounds"); do
 done
 pinning="unpinned"; [ "${PIN:-0}" = 1 ] && pinning="server core 0, wrk core 1"
 summarize "$guest_name $path: $rounds interleaved rounds x $seconds s, $conns connections (wrk, HTTP/1.1, $pinning)" \
-  - wasmtime native
+  - wasmtime wasmtime-reuse native
