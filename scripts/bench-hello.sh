@@ -21,7 +21,7 @@ need_wasmtime
 guest_name="${GUEST:-suite}"
 guest="$top/guests/prebuilt/$guest_name.wasm"
 path="${URL_PATH:-/hello}"
-hosts="${HOSTS:-berth berth-reuse wasmtime native}"
+hosts="${HOSTS:-berth berth-reuse wasmtime wasmtime-reuse native}"
 
 run_one() { # host
   local host="$1" port pid

@@ -7,6 +7,8 @@
 # much it grew during the measured run: bounded reuse must stay flat.
 #
 #   scripts/bench-p3.sh [ROUNDS] [SECONDS] [CONNECTIONS]
+#   PIN=1 scripts/bench-p3.sh ...   server on core 0, wrk on core 1
+#   HOSTS="berth-p3 wasmtime-p3" scripts/bench-p3.sh ...
 set -euo pipefail
 top="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$top"
@@ -39,7 +41,8 @@ run_one() { # host
 }
 
 for _ in $(seq "$rounds"); do
-  for host in berth-p3 berth-p3-unb wasmtime-p3 native; do run_one "$host"; done
+  for host in ${HOSTS:-berth-p3 berth-p3-unb wasmtime-p3 native}; do run_one "$host"; done
 done
-summarize "wasi:http@0.3.0 hello: $rounds interleaved rounds x $seconds s, $conns connections (wrk, HTTP/1.1)" \
+pinning="unpinned"; [ "${PIN:-0}" = 1 ] && pinning="server core 0, wrk core 1"
+summarize "wasi:http@0.3.0 hello: $rounds interleaved rounds x $seconds s, $conns connections (wrk, HTTP/1.1, $pinning)" \
   "RSS growth KiB (max)" wasmtime-p3 native

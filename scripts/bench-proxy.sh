@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Proxy benchmark: the proxy guest (guests/src/bin/proxy.rs) forwarding to a
 # native hyper origin, served by berth and by `wasmtime serve` 48 (the
-# reference host) in one interleaved run. Prints medians, the
+# reference host), and a native reverse proxy (berth-bench-origin --proxy:
+# one pooled hyper client) in one interleaved run. Prints medians, the
 # berth/wasmtime ratio, and the TIME_WAIT sockets each host left towards
 # its origin (connection reuse keeps that near the pool size).
 #
@@ -18,15 +19,15 @@ proxy="$top/guests/prebuilt/proxy.wasm"
 run_one() { # host
   local host="$1" oport hport opid hpid
   oport="$(free_port)"; hport="$(free_port)"
-  "$origin_bin" "127.0.0.1:$oport" 2>/dev/null & opid=$!; pids+=("$opid")
+  $client_prefix "$origin_bin" "127.0.0.1:$oport" 2>/dev/null & opid=$!; pids+=("$opid")
   wait_http "http://127.0.0.1:$oport/"
-  if [ "$host" = berth ]; then
-    "${berth_env[@]}" $server_prefix "$berth" serve "$proxy" --addr "127.0.0.1:$hport" \
-      --env "UPSTREAM=http://127.0.0.1:$oport" --allow-outbound "127.0.0.1:$oport" 2>/dev/null & hpid=$!
-  else
-    $server_prefix "$wasmtime" serve -S cli --addr "127.0.0.1:$hport" --env "UPSTREAM=http://127.0.0.1:$oport" \
-      "$proxy" 2>/dev/null & hpid=$!
-  fi
+  case "$host" in
+    berth) "${berth_env[@]}" $server_prefix "$berth" serve "$proxy" --addr "127.0.0.1:$hport" \
+      --env "UPSTREAM=http://127.0.0.1:$oport" --allow-outbound "127.0.0.1:$oport" 2>/dev/null & hpid=$! ;;
+    wasmtime) $server_prefix "$wasmtime" serve -S cli --addr "127.0.0.1:$hport" --env "UPSTREAM=http://127.0.0.1:$oport" \
+      "$proxy" 2>/dev/null & hpid=$! ;;
+    native-proxy) $server_prefix "$origin_bin" "127.0.0.1:$hport" --proxy "http://127.0.0.1:$oport" 2>/dev/null & hpid=$! ;;
+  esac
   pids+=("$hpid")
   wait_http "http://127.0.0.1:$hport/"
   measure "$host" "http://127.0.0.1:$hport/" "$seconds" "$conns"
@@ -37,8 +38,8 @@ run_one() { # host
 }
 
 for _ in $(seq "$rounds"); do
-  run_one berth
-  run_one wasmtime
+  for host in ${HOSTS:-berth wasmtime native-proxy}; do run_one "$host"; done
 done
-summarize "proxy benchmark: $rounds interleaved rounds x $seconds s, $conns connections (wrk, HTTP/1.1)" \
-  "TIME_WAIT to origin" wasmtime
+pinning="unpinned"; [ "${PIN:-0}" = 1 ] && pinning="proxy on core 0, wrk and origin on core 1"
+summarize "proxy benchmark: $rounds interleaved rounds x $seconds s, $conns connections (wrk, HTTP/1.1, $pinning)" \
+  "TIME_WAIT to origin" wasmtime native-proxy
