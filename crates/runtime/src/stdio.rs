@@ -306,6 +306,14 @@ impl GuestLog {
         }
     }
 
+    /// wasi:http@0.3: request `request_id` can write no more (its guest
+    /// task is gone and its id reused): its parked log is dropped, so an
+    /// instance serving a million requests keeps no million entries. A
+    /// selected request keeps its place until the next one is selected.
+    pub fn forget(&self, request_id: u64) {
+        self.lock().parked.remove(&request_id);
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, LineBuffer> {
         // A poisoned lock only means an earlier write panicked mid-line.
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
@@ -403,6 +411,24 @@ mod tests {
         log.limit_rate(rate.clone());
         log.write(b"a line that does not fit\n");
         assert_eq!(rate.bucket.lock().unwrap().dropped, 1);
+    }
+
+    #[test]
+    fn forgotten_requests_leave_nothing_parked() {
+        // An instance serving request after request: each opened, selected,
+        // closed, then forgotten when its task id comes round again.
+        let log = GuestLog::new(1, LogStream::Stdout, 1 << 20);
+        for id in 2..10_000u64 {
+            log.open(id, 1 << 20);
+            log.select(id);
+            log.write(b"a line\n");
+            log.close(id);
+            if id > 4 {
+                log.forget(id - 2);
+            }
+        }
+        let inner = log.inner.lock().unwrap();
+        assert!(inner.parked.len() <= 3, "{} parked", inner.parked.len());
     }
 
     #[test]

@@ -132,7 +132,11 @@ impl StoreState {
             self.current_task = None;
         }
         self.http.open_request(task);
-        self.requests.insert(task, request_id);
+        if let Some(finished) = self.requests.insert(task, request_id) {
+            // The task id is reused: its earlier request can log no more.
+            self.stdout.forget(finished);
+            self.stderr.forget(finished);
+        }
         self.stdout.open(request_id, self.log_limit);
         self.stderr.open(request_id, self.log_limit);
     }
