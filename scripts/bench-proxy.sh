@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Proxy benchmark: the proxy guest (guests/src/bin/proxy.rs) forwarding to a
 # native hyper origin, served by berth and by `wasmtime serve` 48 (the
-# reference host), and a native reverse proxy (berth-bench-origin --proxy:
+# reference host), berth with --reuse 1000, and a native reverse proxy (berth-bench-origin --proxy:
 # one pooled hyper client) in one interleaved run. Prints medians, the
 # berth/wasmtime ratio, and the TIME_WAIT sockets each host left towards
 # its origin (connection reuse keeps that near the pool size).
@@ -24,6 +24,8 @@ run_one() { # host
   case "$host" in
     berth) "${berth_env[@]}" $server_prefix "$berth" serve "$proxy" --addr "127.0.0.1:$hport" \
       --env "UPSTREAM=http://127.0.0.1:$oport" --allow-outbound "127.0.0.1:$oport" 2>/dev/null & hpid=$! ;;
+    berth-reuse) "${berth_env[@]}" $server_prefix "$berth" serve "$proxy" --reuse 1000 --addr "127.0.0.1:$hport" \
+      --env "UPSTREAM=http://127.0.0.1:$oport" --allow-outbound "127.0.0.1:$oport" 2>/dev/null & hpid=$! ;;
     wasmtime) $server_prefix "$wasmtime" serve -S cli --addr "127.0.0.1:$hport" --env "UPSTREAM=http://127.0.0.1:$oport" \
       "$proxy" 2>/dev/null & hpid=$! ;;
     native-proxy) $server_prefix "$origin_bin" "127.0.0.1:$hport" --proxy "http://127.0.0.1:$oport" 2>/dev/null & hpid=$! ;;
@@ -38,7 +40,7 @@ run_one() { # host
 }
 
 for _ in $(seq "$rounds"); do
-  for host in ${HOSTS:-berth wasmtime native-proxy}; do run_one "$host"; done
+  for host in ${HOSTS:-berth berth-reuse wasmtime native-proxy}; do run_one "$host"; done
 done
 pinning="unpinned"; [ "${PIN:-0}" = 1 ] && pinning="proxy on core 0, wrk and origin on core 1"
 summarize "proxy benchmark: $rounds interleaved rounds x $seconds s, $conns connections (wrk, HTTP/1.1, $pinning)" \
