@@ -32,7 +32,7 @@ impl Guest for UpperMiddleware {
         let (trailers_tx, trailers_rx) = wit_future::new(|| Ok(None));
         wit_bindgen::spawn_local(async move {
             loop {
-                let (status, mut chunk) = body.read(Vec::with_capacity(16 * 1024)).await;
+                let (status, mut chunk) = body.read(Vec::with_capacity(64 * 1024)).await;
                 chunk.make_ascii_uppercase();
                 if !chunk.is_empty() && !tx.write_all(chunk).await.is_empty() {
                     return;

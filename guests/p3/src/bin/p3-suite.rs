@@ -72,7 +72,7 @@ fn relay(mut body: StreamReader<u8>, trailers: TrailersFuture) -> (StreamReader<
     let (trailers_tx, trailers_rx) = wit_future::new(|| Ok(None));
     wit_bindgen::spawn_local(async move {
         loop {
-            let (result, chunk) = body.read(Vec::with_capacity(16 * 1024)).await;
+            let (result, chunk) = body.read(Vec::with_capacity(64 * 1024)).await;
             if !chunk.is_empty() && !tx.write_all(chunk).await.is_empty() {
                 return; // the reader went away
             }
