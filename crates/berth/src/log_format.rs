@@ -292,34 +292,93 @@ thread_local! {
     static SCRATCH: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
-/// Text format: `message` first, then `name=value` pairs.
-struct TextFields<'a> {
+impl LogFormat {
+    /// Appends a `&str` field's value (`message` unquoted in text).
+    fn push_str(self, out: &mut String, value: &str, message: bool) {
+        match self {
+            Self::Text if message => push_escaped_text(out, value),
+            Self::Text => with_debug(out, &value, push_escaped_text),
+            Self::Json => push_json_string(out, value),
+        }
+    }
+
+    /// Appends a float (`Debug` form, as `fmt` writes it; JSON `null`
+    /// when not finite).
+    fn push_f64(self, out: &mut String, value: f64) {
+        match self {
+            Self::Text => {
+                let _ = write!(out, "{value:?}");
+            }
+            Self::Json => push_json_f64(out, value),
+        }
+    }
+
+    /// Appends a value's `Debug` form (a JSON string in JSON).
+    fn push_debug(self, out: &mut String, value: &dyn std::fmt::Debug) {
+        match self {
+            Self::Text => with_debug(out, value, push_escaped_text),
+            Self::Json => with_debug(out, value, push_json_string),
+        }
+    }
+
+    /// Appends a recorded span field's value.
+    fn push_value(self, out: &mut String, value: &Value) {
+        match value {
+            Value::Str(s) => match self {
+                Self::Text => push_escaped_text(out, s),
+                Self::Json => push_json_string(out, s),
+            },
+            Value::Quoted(s) => self.push_str(out, s, false),
+            Value::U64(v) => {
+                let _ = write!(out, "{v}");
+            }
+            Value::I64(v) => {
+                let _ = write!(out, "{v}");
+            }
+            Value::F64(v) => self.push_f64(out, *v),
+            Value::Bool(v) => {
+                let _ = write!(out, "{v}");
+            }
+        }
+    }
+}
+
+/// An event's fields in either format: text `message` first, then
+/// `name=value` pairs; JSON `,"name":value` for each.
+struct EventFields<'a> {
     out: &'a mut String,
-    /// Fields written so far (a space goes before each but the first).
+    format: LogFormat,
+    /// Fields written so far (text: a space before each but the first).
     written: usize,
 }
 
-impl TextFields<'_> {
+impl EventFields<'_> {
     fn name(&mut self, field: &Field) {
-        if self.written > 0 {
-            self.out.push(' ');
+        match self.format {
+            LogFormat::Text => {
+                if self.written > 0 {
+                    self.out.push(' ');
+                }
+                if field.name() != "message" {
+                    self.out.push_str(field.name());
+                    self.out.push('=');
+                }
+            }
+            LogFormat::Json => {
+                self.out.push(',');
+                push_json_string(self.out, field.name());
+                self.out.push(':');
+            }
         }
         self.written += 1;
-        if field.name() != "message" {
-            self.out.push_str(field.name());
-            self.out.push('=');
-        }
     }
 }
 
-impl Visit for TextFields<'_> {
+impl Visit for EventFields<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         self.name(field);
-        if field.name() == "message" {
-            push_escaped_text(self.out, value);
-        } else {
-            with_debug(self.out, &value, push_escaped_text);
-        }
+        self.format
+            .push_str(self.out, value, field.name() == "message");
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
         self.name(field);
@@ -331,7 +390,7 @@ impl Visit for TextFields<'_> {
     }
     fn record_f64(&mut self, field: &Field, value: f64) {
         self.name(field);
-        let _ = write!(self.out, "{value:?}");
+        self.format.push_f64(self.out, value);
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
         self.name(field);
@@ -339,82 +398,7 @@ impl Visit for TextFields<'_> {
     }
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
         self.name(field);
-        with_debug(self.out, value, push_escaped_text);
-    }
-}
-
-/// JSON format: `,"name":value` for each field.
-struct JsonFields<'a> {
-    out: &'a mut String,
-}
-
-impl JsonFields<'_> {
-    fn name(&mut self, field: &Field) {
-        self.out.push(',');
-        push_json_string(self.out, field.name());
-        self.out.push(':');
-    }
-}
-
-impl Visit for JsonFields<'_> {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.name(field);
-        push_json_string(self.out, value);
-    }
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        self.name(field);
-        let _ = write!(self.out, "{value}");
-    }
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.name(field);
-        let _ = write!(self.out, "{value}");
-    }
-    fn record_f64(&mut self, field: &Field, value: f64) {
-        self.name(field);
-        push_json_f64(self.out, value);
-    }
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        self.name(field);
-        let _ = write!(self.out, "{value}");
-    }
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.name(field);
-        with_debug(self.out, value, push_json_string);
-    }
-}
-
-fn text_value(out: &mut String, value: &Value) {
-    match value {
-        Value::Str(s) => push_escaped_text(out, s),
-        Value::Quoted(s) => with_debug(out, s, push_escaped_text),
-        Value::U64(v) => {
-            let _ = write!(out, "{v}");
-        }
-        Value::I64(v) => {
-            let _ = write!(out, "{v}");
-        }
-        Value::F64(v) => {
-            let _ = write!(out, "{v:?}");
-        }
-        Value::Bool(v) => {
-            let _ = write!(out, "{v}");
-        }
-    }
-}
-
-fn json_value(out: &mut String, value: &Value) {
-    match value {
-        Value::Str(s) | Value::Quoted(s) => push_json_string(out, s),
-        Value::U64(v) => {
-            let _ = write!(out, "{v}");
-        }
-        Value::I64(v) => {
-            let _ = write!(out, "{v}");
-        }
-        Value::F64(v) => push_json_f64(out, *v),
-        Value::Bool(v) => {
-            let _ = write!(out, "{v}");
-        }
+        self.format.push_debug(self.out, value);
     }
 }
 
@@ -441,7 +425,7 @@ where
                     }
                     out.push_str(name);
                     out.push('=');
-                    text_value(out, value);
+                    LogFormat::Text.push_value(out, value);
                 }
                 out.push('}');
             }
@@ -453,7 +437,11 @@ where
     }
     out.push_str(meta.target());
     out.push_str(": ");
-    event.record(&mut TextFields { out, written: 0 });
+    event.record(&mut EventFields {
+        out,
+        format: LogFormat::Text,
+        written: 0,
+    });
     out.push('\n');
 }
 
@@ -467,7 +455,7 @@ where
         for (name, value) in &fields.0 {
             push_json_string(out, name);
             out.push(':');
-            json_value(out, value);
+            LogFormat::Json.push_value(out, value);
             out.push(',');
         }
     }
@@ -486,7 +474,11 @@ where
     out.push_str("\",\"level\":\"");
     out.push_str(level_name(meta.level()));
     out.push('"');
-    event.record(&mut JsonFields { out });
+    event.record(&mut EventFields {
+        out,
+        format: LogFormat::Json,
+        written: 0,
+    });
     out.push_str(",\"target\":");
     push_json_string(out, meta.target());
     if let Some(scope) = ctx.event_scope(event) {
