@@ -14,6 +14,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::{InvalidConfig, ServerConfig};
+use crate::serve::Front;
+#[cfg(doc)]
+use crate::service::WasiHttpService;
 
 /// Connections the kernel may hold, handshake done, before berth accepts
 /// them (capped by `net.core.somaxconn`). tokio's default, 1024,
@@ -35,9 +38,6 @@ pub fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
     socket.bind(addr)?;
     socket.listen(LISTEN_BACKLOG)
 }
-use crate::serve::Front;
-#[cfg(doc)]
-use crate::service::WasiHttpService;
 
 /// A running front-end. Await it (it is a future) to wait until it has
 /// stopped: after [`shutdown`](Self::shutdown), once every connection has
