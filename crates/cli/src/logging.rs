@@ -65,26 +65,21 @@ pub(crate) fn init(
         LogFormat::Text => log_format::LogFormat::Text,
         LogFormat::Json => log_format::LogFormat::Json,
     };
-    let log: BoxedLayer = match (non_blocking, ansi) {
-        (true, false) => {
-            let writer = WRITER
-                .get_or_init(|| LogWriter::spawn(std::io::stderr(), DEFAULT_BUFFER_BYTES))
-                .clone();
-            LogLayer::new(plain, writer).with_filter(filter).boxed()
-        }
-        (false, false) => LogLayer::new(plain, log_format::Stderr)
+    let writer = non_blocking.then(|| {
+        WRITER
+            .get_or_init(|| LogWriter::spawn(std::io::stderr(), DEFAULT_BUFFER_BYTES))
+            .clone()
+    });
+    let log: BoxedLayer = match (writer, ansi) {
+        (Some(writer), false) => LogLayer::new(plain, writer).with_filter(filter).boxed(),
+        (None, false) => LogLayer::new(plain, log_format::Stderr)
             .with_filter(filter)
             .boxed(),
-        (true, true) => {
-            let writer = WRITER
-                .get_or_init(|| LogWriter::spawn(std::io::stderr(), DEFAULT_BUFFER_BYTES))
-                .clone();
-            coloured()
-                .with_writer(move || writer.clone())
-                .with_filter(filter)
-                .boxed()
-        }
-        (false, true) => coloured()
+        (Some(writer), true) => coloured()
+            .with_writer(move || writer.clone())
+            .with_filter(filter)
+            .boxed(),
+        (None, true) => coloured()
             .with_writer(std::io::stderr)
             .with_filter(filter)
             .boxed(),
