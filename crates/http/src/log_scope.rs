@@ -121,7 +121,7 @@ impl RequestScope {
         let mut mine = None;
         let _restore = Restore {
             slot: &mut mine,
-            outer: Some(outer),
+            outer,
         };
         f()
     }
@@ -163,12 +163,12 @@ pin_project_lite::pin_project! {
 /// the inner one back to its future.
 struct Restore<'a> {
     slot: &'a mut Option<Arc<Inner>>,
-    outer: Option<Option<Arc<Inner>>>,
+    outer: Option<Arc<Inner>>,
 }
 
 impl Drop for Restore<'_> {
     fn drop(&mut self) {
-        let outer = self.outer.take().flatten();
+        let outer = self.outer.take();
         *self.slot = CURRENT.with(|current| current.replace(outer));
     }
 }
@@ -181,7 +181,7 @@ impl<F: Future> Future for Scoped<F> {
         let outer = CURRENT.with(|current| current.replace(this.scope.take()));
         let _restore = Restore {
             slot: this.scope,
-            outer: Some(outer),
+            outer,
         };
         this.future.poll(cx)
     }
