@@ -549,3 +549,25 @@ async fn one_p3_instance_accounts_outgoing_requests_and_logs_per_request() {
     }
     server.assert_idle().await;
 }
+
+/// The benchmarks' trickling answer (`/trickle`, both suite guests): the
+/// chunks arrive over time, every byte of the declared length.
+#[tokio::test]
+async fn trickling_answers_arrive_whole_from_0_2_and_0_3_guests() {
+    for guest in ["suite", "p3-suite"] {
+        let server = TestServer::start(guest).await;
+        for proto in PROTOS {
+            let began = std::time::Instant::now();
+            let (status, body) = get(&server, proto, "/trickle?chunks=3&every_ms=20&size=5").await;
+            assert_eq!(status, 200, "{guest} {proto:?}");
+            assert_eq!(body, ".".repeat(15), "{guest} {proto:?}");
+            // Two waits between three chunks.
+            assert!(
+                began.elapsed() >= std::time::Duration::from_millis(40),
+                "{guest} {proto:?}: {:?}",
+                began.elapsed()
+            );
+        }
+        server.assert_idle().await;
+    }
+}
