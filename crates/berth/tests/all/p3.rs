@@ -563,7 +563,7 @@ async fn trickling_answers_arrive_whole_from_0_2_and_0_3_guests() {
             assert_eq!(body, ".".repeat(15), "{guest} {proto:?}");
             // Two waits between three chunks.
             assert!(
-                began.elapsed() >= std::time::Duration::from_millis(40),
+                began.elapsed() >= Duration::from_millis(40),
                 "{guest} {proto:?}: {:?}",
                 began.elapsed()
             );
