@@ -100,23 +100,37 @@ impl ConcurrentPool {
             .count()
     }
 
+    /// Hands `job` to the least busy instance with room, or starts one.
+    /// While there are fewer instances than the runtime has worker
+    /// threads, a busy instance takes no more: one instance's worker task
+    /// serving every connection ping-pongs with the connection tasks on
+    /// the other threads (unpinned on two cores, p3 hello ran 1.6× faster
+    /// with its requests over two instances; BENCHMARKS.md).
     fn dispatch(&self, shared: &Arc<Shared>, mut job: Job) {
         let max_concurrent = shared.config.concurrent_requests.max(1);
         let max_requests = shared.config.instance_requests.max(1);
+        let threads = tokio::runtime::Handle::try_current()
+            .map_or(1, |runtime| runtime.metrics().num_workers());
         let mut workers = self.lock();
         workers.retain(|w| w.open.load(Ordering::Acquire));
-        for worker in workers.iter() {
-            if worker.in_flight.load(Ordering::Acquire) >= max_concurrent
-                || worker.admitted.load(Ordering::Acquire) >= max_requests
-            {
-                continue;
-            }
+        let spread = workers.len() < threads;
+        loop {
+            let least_busy = workers
+                .iter()
+                .filter(|w| w.open.load(Ordering::Acquire))
+                .filter(|w| w.admitted.load(Ordering::Acquire) < max_requests)
+                .map(|w| (w.in_flight.load(Ordering::Acquire), w))
+                .filter(|(in_flight, _)| *in_flight < max_concurrent && !(spread && *in_flight > 0))
+                .min_by_key(|(in_flight, _)| *in_flight);
+            let Some((_, worker)) = least_busy else {
+                break;
+            };
             worker.in_flight.fetch_add(1, Ordering::AcqRel);
             worker.admitted.fetch_add(1, Ordering::AcqRel);
             match worker.jobs.send(job) {
                 Ok(()) => return,
                 Err(mpsc::error::SendError(returned)) => {
-                    // It retired in the meantime; try the next one.
+                    // It retired in the meantime; try another one.
                     worker.open.store(false, Ordering::Release);
                     worker.finished_one();
                     job = returned;

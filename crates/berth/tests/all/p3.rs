@@ -571,3 +571,45 @@ async fn trickling_answers_arrive_whole_from_0_2_and_0_3_guests() {
         server.assert_idle().await;
     }
 }
+
+/// With two worker threads, concurrent requests go to two instances
+/// before any instance takes a second one (one instance serving every
+/// connection ping-pongs with the other thread); past that, they stack
+/// on the least busy instance up to the cap, as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_spread_over_one_instance_per_worker_thread() {
+    let config = berth::RuntimeConfig {
+        wall_time_limit: Duration::from_secs(60),
+        ..test_config()
+    };
+    let server = TestServer::start_with("p3-suite", config).await;
+    let mut held = Vec::new();
+    let mut senders = Vec::new();
+    for _ in 0..6 {
+        let (tx, body) = channel_body();
+        let req = for_proto(request("POST", &server.url("/echo"), body), Proto::H2);
+        held.push(tokio::spawn(try_send(server.addr, Proto::H2, req)));
+        senders.push(tx);
+    }
+    for _ in 0..100 {
+        if server.runtime.live_instances() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Give a wrong policy the time to start more.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(server.runtime.live_instances(), 2);
+    for tx in &senders {
+        tx.send(Ok(hyper::body::Frame::data(Bytes::from_static(b"x"))))
+            .await
+            .unwrap();
+    }
+    drop(senders);
+    for task in held {
+        let resp = task.await.unwrap().expect("response");
+        let (body, _) = read_body(resp).await.expect("complete body");
+        assert_eq!(body.as_ref(), b"x");
+    }
+    server.assert_idle().await;
+}
