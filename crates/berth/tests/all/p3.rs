@@ -226,34 +226,54 @@ async fn one_instance_serves_concurrent_requests_up_to_the_cap() {
     };
     let server = TestServer::start_with("p3-suite", config).await;
     // 16 echo requests held open at once (their bodies have not ended).
-    let mut held = Vec::new();
-    let mut senders = Vec::new();
-    for _ in 0..16 {
-        let (tx, body) = channel_body();
-        let req = for_proto(request("POST", &server.url("/echo"), body), Proto::H2);
-        held.push(tokio::spawn(try_send(server.addr, Proto::H2, req)));
-        senders.push(tx);
-    }
-    for _ in 0..100 {
-        if server.runtime.live_instances() >= 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let held = HeldEchoes::start(&server, 16).await;
     // 16 requests, 8 per instance: two instances, not sixteen.
     assert_eq!(server.runtime.live_instances(), 2);
-    for tx in &senders {
-        tx.send(Ok(hyper::body::Frame::data(Bytes::from_static(b"x"))))
-            .await
-            .unwrap();
-    }
-    drop(senders);
-    for task in held {
-        let resp = task.await.unwrap().expect("response");
-        let (body, _) = read_body(resp).await.expect("complete body");
-        assert_eq!(body.as_ref(), b"x");
-    }
+    held.finish().await;
     server.assert_idle().await;
+}
+
+/// Echo requests over HTTP/2 whose bodies stay open until
+/// [`HeldEchoes::finish`]: they hold their instances' places.
+struct HeldEchoes {
+    held: Vec<tokio::task::JoinHandle<Result<hyper::Response<Incoming>, hyper::Error>>>,
+    senders: Vec<tokio::sync::mpsc::Sender<Result<hyper::body::Frame<Bytes>, hyper::Error>>>,
+}
+
+impl HeldEchoes {
+    /// Sends `n` and waits until at least two instances serve them.
+    async fn start(server: &TestServer, n: usize) -> Self {
+        let mut held = Vec::new();
+        let mut senders = Vec::new();
+        for _ in 0..n {
+            let (tx, body) = channel_body();
+            let req = for_proto(request("POST", &server.url("/echo"), body), Proto::H2);
+            held.push(tokio::spawn(try_send(server.addr, Proto::H2, req)));
+            senders.push(tx);
+        }
+        for _ in 0..100 {
+            if server.runtime.live_instances() >= 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Self { held, senders }
+    }
+
+    /// Ends every body with one byte; each echo must come back whole.
+    async fn finish(self) {
+        for tx in &self.senders {
+            tx.send(Ok(hyper::body::Frame::data(Bytes::from_static(b"x"))))
+                .await
+                .unwrap();
+        }
+        drop(self.senders);
+        for task in self.held {
+            let resp = task.await.unwrap().expect("response");
+            let (body, _) = read_body(resp).await.expect("complete body");
+            assert_eq!(body.as_ref(), b"x");
+        }
+    }
 }
 
 #[tokio::test]
@@ -583,33 +603,10 @@ async fn concurrent_requests_spread_over_one_instance_per_worker_thread() {
         ..test_config()
     };
     let server = TestServer::start_with("p3-suite", config).await;
-    let mut held = Vec::new();
-    let mut senders = Vec::new();
-    for _ in 0..6 {
-        let (tx, body) = channel_body();
-        let req = for_proto(request("POST", &server.url("/echo"), body), Proto::H2);
-        held.push(tokio::spawn(try_send(server.addr, Proto::H2, req)));
-        senders.push(tx);
-    }
-    for _ in 0..100 {
-        if server.runtime.live_instances() >= 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let held = HeldEchoes::start(&server, 6).await;
     // Give a wrong policy the time to start more.
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(server.runtime.live_instances(), 2);
-    for tx in &senders {
-        tx.send(Ok(hyper::body::Frame::data(Bytes::from_static(b"x"))))
-            .await
-            .unwrap();
-    }
-    drop(senders);
-    for task in held {
-        let resp = task.await.unwrap().expect("response");
-        let (body, _) = read_body(resp).await.expect("complete body");
-        assert_eq!(body.as_ref(), b"x");
-    }
+    held.finish().await;
     server.assert_idle().await;
 }
