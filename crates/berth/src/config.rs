@@ -43,6 +43,12 @@ pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
 
 pub use crate::request::{DEFAULT_MAX_HEADERS, DEFAULT_MAX_URI_BYTES};
 
+/// The CLI's default for [`ServerConfig::connection_threads`]: one per
+/// CPU this process may run on (1 if that cannot be read).
+pub fn connection_threads_per_core() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
 /// Default shutdown delay: none (drain at once). Kubernetes' `preStop`
 /// hook does the waiting there; behind a load balancer that only
 /// health-checks `/readyz`, set a few of its check intervals.
@@ -90,6 +96,16 @@ pub struct ServerConfig {
     /// it; an embedder runs [`crate::admin::serve_admin`] on its own
     /// listener.
     pub admin_addr: Option<SocketAddr>,
+    /// Serve each connection, for its whole life, on one of this many
+    /// threads of berth's own, each with a single-threaded runtime (the
+    /// accept loop hands a new connection to the one with the fewest);
+    /// everything a request starts stays on its connection's thread. `0`
+    /// (the default here) serves connections as tasks of the caller's
+    /// runtime. `berth serve` uses [`connection_threads_per_core`]:
+    /// unpinned on two cores that served 1.5-1.7x the requests of tokio's
+    /// work-stealing threads (BENCHMARKS.md). A connection does not move
+    /// to a less busy thread once placed.
+    pub connection_threads: usize,
 }
 
 impl Default for ServerConfig {
@@ -109,6 +125,7 @@ impl Default for ServerConfig {
             max_headers: DEFAULT_MAX_HEADERS,
             tls: None,
             admin_addr: None,
+            connection_threads: 0,
         }
     }
 }

@@ -124,6 +124,7 @@ pub mod response;
 pub mod routes;
 pub mod serve;
 pub mod service;
+mod shards;
 pub mod tls;
 pub mod trace;
 

@@ -17,6 +17,7 @@ use tower_service::Service as _;
 use crate::config::ServerConfig;
 use crate::conn::{Activity, StallGuard, Timeouts, Tracked};
 use crate::service::WasiHttpService;
+use crate::shards::{Placement, Shards};
 
 /// Aborts a background task when dropped (the certificate watcher lives as
 /// long as [`serve`]).
@@ -221,6 +222,19 @@ pub(crate) async fn run(
     let builder = Arc::new(builder(config));
     let connections = Arc::new(Semaphore::new(config.max_connections));
     let graceful = GracefulShutdown::new();
+    let shards = match config.connection_threads {
+        0 => None,
+        threads => match Shards::start(threads) {
+            Ok(shards) => Some(shards),
+            Err(err) => {
+                tracing::error!(
+                    "cannot start {threads} connection threads ({err}); \
+                     serving connections on the runtime's own threads"
+                );
+                None
+            }
+        },
+    };
     // Every connection task, so the drain can end the ones left over.
     let mut tasks = tokio::task::JoinSet::new();
     let mut last_accept_error = None::<tokio::time::Instant>;
@@ -259,6 +273,19 @@ pub(crate) async fn run(
         if let Err(err) = stream.set_nodelay(true) {
             tracing::debug!(%peer, "set_nodelay failed: {err}");
         }
+        // On a connection thread the socket is registered with that
+        // thread's reactor, so it leaves this runtime's first.
+        let placement = shards.as_ref().and_then(Shards::place);
+        let stream = match placement {
+            None => Accepted::Registered(stream),
+            Some(_) => match stream.into_std() {
+                Ok(stream) => Accepted::Moved(stream),
+                Err(err) => {
+                    tracing::debug!(%peer, "cannot hand the connection to its thread: {err}");
+                    continue;
+                }
+            },
+        };
         let service = service.clone();
         let builder = builder.clone();
         let watcher = graceful.watcher();
@@ -279,8 +306,10 @@ pub(crate) async fn run(
             .as_ref()
             .map(crate::metrics::Metrics::connection_opened);
         match config.tls.clone() {
-            None => tasks.spawn(async move {
-                conn.run(stream).await;
+            None => spawn_connection(&mut tasks, placement, async move {
+                if let Some(stream) = stream.register(peer) {
+                    conn.run(stream).await;
+                }
                 drop((open, permit));
             }),
             #[cfg(not(feature = "tls"))]
@@ -288,7 +317,10 @@ pub(crate) async fn run(
             #[cfg(feature = "tls")]
             Some(tls) => {
                 let metrics = metrics.clone();
-                tasks.spawn(async move {
+                spawn_connection(&mut tasks, placement, async move {
+                    let Some(stream) = stream.register(peer) else {
+                        return;
+                    };
                     let handshake = tls.acceptor().accept(stream);
                     let failed = |reason| {
                         if let Some(metrics) = &metrics {
@@ -335,4 +367,55 @@ pub(crate) async fn run(
     }
     // Whatever is left is cut: its responses abort, its guests are freed.
     tasks.shutdown().await;
+    // Then the connection threads end, with whatever their connections
+    // started that is still running (0.3 instance workers' post-return
+    // work past the drain).
+    drop(shards);
+}
+
+/// An accepted socket: still registered with the accepting runtime, or
+/// taken off it to be registered on a connection thread.
+enum Accepted {
+    Registered(tokio::net::TcpStream),
+    Moved(std::net::TcpStream),
+}
+
+impl Accepted {
+    /// The socket, registered with the runtime this runs on; `None` (the
+    /// connection is dropped) if it cannot be registered.
+    fn register(self, peer: std::net::SocketAddr) -> Option<tokio::net::TcpStream> {
+        match self {
+            Self::Registered(stream) => Some(stream),
+            Self::Moved(stream) => match tokio::net::TcpStream::from_std(stream) {
+                Ok(stream) => Some(stream),
+                Err(err) => {
+                    tracing::debug!(%peer, "cannot register the connection: {err}");
+                    None
+                }
+            },
+        }
+    }
+}
+
+/// Spawns a connection's task: on its connection thread (counted there
+/// while it runs), or on the current runtime.
+fn spawn_connection(
+    tasks: &mut tokio::task::JoinSet<()>,
+    placement: Option<Placement>,
+    connection: impl Future<Output = ()> + Send + 'static,
+) {
+    match placement {
+        Some(Placement { runtime, guard }) => {
+            tasks.spawn_on(
+                async move {
+                    connection.await;
+                    drop(guard);
+                },
+                &runtime,
+            );
+        }
+        None => {
+            tasks.spawn(connection);
+        }
+    }
 }

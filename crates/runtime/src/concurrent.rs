@@ -34,6 +34,7 @@ use berth_http::p3::body::BodyAbort;
 use berth_http::{ErrorCode, GuestBody, HostBody, HttpView};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
+use tokio::runtime::RuntimeFlavor;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use wasmtime::component::Accessor;
@@ -65,6 +66,9 @@ struct WorkerHandle {
     in_flight: AtomicUsize,
     admitted: AtomicU32,
     open: AtomicBool,
+    /// The thread the worker runs on, when it was started on a
+    /// single-threaded runtime (a connection thread), where it stays.
+    home: Option<std::thread::ThreadId>,
 }
 
 impl WorkerHandle {
@@ -101,27 +105,43 @@ impl ConcurrentPool {
     }
 
     /// Hands `job` to the least busy instance with room, or starts one.
-    /// While there are fewer instances than the runtime has worker
-    /// threads, a busy instance takes no more: one instance's worker task
-    /// serving every connection ping-pongs with the connection tasks on
-    /// the other threads (unpinned on two cores, p3 hello ran 1.6× faster
-    /// with its requests over two instances; BENCHMARKS.md).
+    ///
+    /// On a single-threaded runtime (a connection thread: see berth's
+    /// `ServerConfig::connection_threads`) an instance whose worker runs on
+    /// the same thread is preferred, and the first request on a thread with
+    /// none starts one there: a request then never leaves its thread. On a
+    /// work-stealing runtime, while there are fewer instances than the
+    /// runtime has worker threads, a busy instance takes no more: one
+    /// instance's worker task serving every connection ping-pongs with the
+    /// connection tasks on the other threads (unpinned on two cores, p3
+    /// hello ran 1.6× faster with its requests over two instances;
+    /// BENCHMARKS.md).
     fn dispatch(&self, shared: &Arc<Shared>, mut job: Job) {
         let max_concurrent = shared.config.concurrent_requests.max(1);
         let max_requests = shared.config.instance_requests.max(1);
-        let threads = tokio::runtime::Handle::try_current()
-            .map_or(1, |runtime| runtime.metrics().num_workers());
+        let runtime = tokio::runtime::Handle::try_current().ok();
+        let home = runtime
+            .as_ref()
+            .filter(|runtime| runtime.runtime_flavor() == RuntimeFlavor::CurrentThread)
+            .map(|_| std::thread::current().id());
+        let threads = runtime.map_or(1, |runtime| runtime.metrics().num_workers());
         let mut workers = self.lock();
         workers.retain(|w| w.open.load(Ordering::Acquire));
-        let spread = workers.len() < threads;
+        let spread = match home {
+            Some(here) => !workers.iter().any(|w| w.home == Some(here)),
+            None => workers.len() < threads,
+        };
         loop {
             let least_busy = workers
                 .iter()
                 .filter(|w| w.open.load(Ordering::Acquire))
                 .filter(|w| w.admitted.load(Ordering::Acquire) < max_requests)
                 .map(|w| (w.in_flight.load(Ordering::Acquire), w))
-                .filter(|(in_flight, _)| *in_flight < max_concurrent && !(spread && *in_flight > 0))
-                .min_by_key(|(in_flight, _)| *in_flight);
+                .filter(|(in_flight, _)| {
+                    // Spreading: to an idle instance, or (at home) a new one.
+                    *in_flight < max_concurrent && !(spread && (home.is_some() || *in_flight > 0))
+                })
+                .min_by_key(|(in_flight, w)| (w.home != home, *in_flight));
             let Some((_, worker)) = least_busy else {
                 break;
             };
@@ -143,6 +163,7 @@ impl ConcurrentPool {
             in_flight: AtomicUsize::new(1),
             admitted: AtomicU32::new(1),
             open: AtomicBool::new(true),
+            home,
         });
         if handle.jobs.send(job).is_err() {
             return;

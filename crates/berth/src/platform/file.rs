@@ -58,6 +58,8 @@ struct ServerSection {
     drain_timeout_secs: Option<Spanned<u64>>,
     shutdown_delay_secs: Option<Spanned<u64>>,
     max_connections: Option<Spanned<usize>>,
+    /// 0: tokio's work-stealing threads; unset: one per CPU.
+    connection_threads: Option<usize>,
     h2_max_concurrent_streams: Option<Spanned<u32>>,
     max_header_bytes: Option<Spanned<usize>>,
     max_uri_bytes: Option<Spanned<usize>>,
@@ -356,7 +358,12 @@ impl Checker<'_> {
     }
 
     fn server(&mut self, section: &ServerSection) -> ServerParts {
-        let mut server = crate::ServerConfig::default();
+        let mut server = crate::ServerConfig {
+            connection_threads: section
+                .connection_threads
+                .unwrap_or_else(crate::config::connection_threads_per_core),
+            ..crate::ServerConfig::default()
+        };
         if let Some(addr) = &section.addr {
             match addr.get_ref().parse::<SocketAddr>() {
                 Ok(parsed) => server.addr = parsed,
@@ -801,6 +808,7 @@ mod tests {
             max_instances = 64
             drain_timeout_secs = 5
             shutdown_delay_secs = 3
+            connection_threads = 3
 
             [[apps]]
             name = "shop"
@@ -823,6 +831,7 @@ mod tests {
         assert_eq!(config.server.addr, "127.0.0.1:9000".parse().unwrap());
         assert_eq!(config.server.drain_timeout, Duration::from_secs(5));
         assert_eq!(config.server.shutdown_delay, Duration::from_secs(3));
+        assert_eq!(config.server.connection_threads, 3);
         assert_eq!(
             config.server.admin_addr,
             Some("127.0.0.1:9090".parse().unwrap())

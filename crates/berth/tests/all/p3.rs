@@ -486,7 +486,7 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
 #[tokio::test]
 async fn one_p3_instance_accounts_outgoing_requests_and_logs_per_request() {
     // This test's thread only (a current-thread runtime: the server, its
-    // instance and the guest all run here).
+    // connections, its instance and the guest all run here).
     let captured = Captured::default();
     let subscriber = tracing_subscriber::fmt()
         .with_writer(captured.clone())
@@ -499,7 +499,15 @@ async fn one_p3_instance_accounts_outgoing_requests_and_logs_per_request() {
         .await
         .addr;
     let client = loopback_client("berth-p3-fan");
-    let server = TestServer::start_with_outbound("p3-suite", test_config(), Arc::new(client)).await;
+    let runtime = berth::Runtime::builder(test_config())
+        .outbound(Arc::new(client))
+        .build(&fixture("p3-suite"), "p3-suite")
+        .expect("component loads");
+    let on_this_thread = berth::ServerConfig {
+        connection_threads: 0,
+        ..test_server_config()
+    };
+    let server = TestServer::serve_configured(runtime, Default::default(), on_this_thread).await;
     let created = Arc::new(CountCreated::default());
     server.runtime.set_observer(created.clone());
     let addr = server.addr;
@@ -592,21 +600,55 @@ async fn trickling_answers_arrive_whole_from_0_2_and_0_3_guests() {
     }
 }
 
-/// With two worker threads, concurrent requests go to two instances
-/// before any instance takes a second one (one instance serving every
-/// connection ping-pongs with the other thread); past that, they stack
-/// on the least busy instance up to the cap, as before.
+/// Connections served as tasks of a work-stealing runtime with two worker
+/// threads: concurrent requests go to two instances before any instance
+/// takes a second one (one instance serving every connection ping-pongs
+/// with the other thread); past that, they stack on the least busy
+/// instance up to the cap, as before.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_requests_spread_over_one_instance_per_worker_thread() {
     let config = berth::RuntimeConfig {
         wall_time_limit: Duration::from_secs(60),
         ..test_config()
     };
-    let server = TestServer::start_with("p3-suite", config).await;
+    let server_config = berth::ServerConfig {
+        connection_threads: 0,
+        ..test_server_config()
+    };
+    let server = TestServer::start_configured("p3-suite", config, server_config).await;
     let held = HeldEchoes::start(&server, 6).await;
     // Give a wrong policy the time to start more.
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(server.runtime.live_instances(), 2);
     held.finish().await;
     server.assert_idle().await;
+}
+
+/// On connection threads, a request stays on its connection's thread: six
+/// connections over two threads get an instance on each thread (one
+/// instance has room for all six), and on a single-threaded caller's
+/// runtime they would share one.
+#[tokio::test]
+async fn each_connection_thread_gets_an_instance_of_its_own() {
+    let config = berth::RuntimeConfig {
+        wall_time_limit: Duration::from_secs(60),
+        ..test_config()
+    };
+    for (threads, instances) in [(2, 2), (0, 1)] {
+        let server_config = berth::ServerConfig {
+            connection_threads: threads,
+            ..test_server_config()
+        };
+        let server = TestServer::start_configured("p3-suite", config.clone(), server_config).await;
+        let held = HeldEchoes::start(&server, 6).await;
+        // Give a wrong policy the time to start more.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(
+            server.runtime.live_instances(),
+            instances,
+            "{threads} connection threads"
+        );
+        held.finish().await;
+        server.assert_idle().await;
+    }
 }

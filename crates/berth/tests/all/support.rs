@@ -55,11 +55,14 @@ pub fn count_panics() {
     });
 }
 
-/// Front-end settings for tests: a short drain and header-read timeout.
+/// Front-end settings for tests: a short drain and header-read timeout,
+/// and connections on two connection threads of their own, as `berth
+/// serve` runs them on two cores.
 pub fn test_server_config() -> ServerConfig {
     ServerConfig {
         drain_timeout: Duration::from_secs(5),
         header_read_timeout: Duration::from_secs(2),
+        connection_threads: 2,
         ..ServerConfig::default()
     }
 }
@@ -167,7 +170,8 @@ impl TestServer {
         .await
     }
 
-    async fn serve_configured(
+    /// Serves `runtime` with request body `limits` and `server_config`.
+    pub async fn serve_configured(
         runtime: Runtime,
         limits: berth::limits::BodyLimits,
         server_config: ServerConfig,

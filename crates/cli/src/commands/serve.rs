@@ -183,6 +183,12 @@ pub(crate) struct ServeCommand {
     #[arg(long, value_name = "N", default_value_t = berth::config::DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
 
+    /// Threads that serve connections, each for the connection's whole
+    /// life (default: one per CPU); 0 serves them on tokio's
+    /// work-stealing threads instead.
+    #[arg(long, value_name = "N", default_value_t = berth::config::connection_threads_per_core())]
+    connection_threads: usize,
+
     /// Most concurrent HTTP/2 streams per connection.
     #[arg(long, value_name = "N", default_value_t = berth::config::DEFAULT_H2_MAX_CONCURRENT_STREAMS)]
     h2_max_concurrent_streams: u32,
@@ -243,6 +249,7 @@ const FILE_ONLY: &[&str] = &[
     "admission_queue",
     "admission_wait_ms",
     "max_connections",
+    "connection_threads",
     "h2_max_concurrent_streams",
     "max_header_bytes",
     "max_uri_bytes",
@@ -339,6 +346,7 @@ impl ServeCommand {
                 _ => None,
             },
             admin_addr: self.admin_addr,
+            connection_threads: self.connection_threads,
         };
         server.validate()?;
 
