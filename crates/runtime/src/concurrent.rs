@@ -43,6 +43,7 @@ use crate::Shared;
 use crate::component::{HandleCall, Pre};
 use crate::error::HandleError;
 use crate::handler::{LiveGuard, TRACE, classify_failure, new_store};
+use crate::limits::metered;
 use crate::observe::Event;
 use crate::store::StoreState;
 use tracing::Instrument;
@@ -347,66 +348,67 @@ async fn run_worker(
     store.data_mut().set_chain(chain);
 
     let mut latest_deadline = Instant::now();
-    let outcome = store
-        .run_concurrent(async |accessor| {
-            let mut tasks = FuturesUnordered::new();
-            let mut next = Some(first);
-            let mut drained = false;
-            let mut stuck = false;
-            let mut seq = 0u64;
-            loop {
-                if let Some(job) = next.take() {
-                    let deadline = Instant::now() + config.wall_time_limit;
-                    latest_deadline = latest_deadline.max(deadline);
-                    accessor.with(|mut access| access.get().cpu.add_budget(config.cpu_time_limit));
-                    seq += 1;
-                    if seq > 1 {
-                        shared.observer.report(Event::InstanceReused);
+    // The CPU meter charges each poll of the event loop (see CpuMeter).
+    let cpu = store.data().cpu.poll_clock();
+    let event_loop = store.run_concurrent(async |accessor| {
+        let mut tasks = FuturesUnordered::new();
+        let mut next = Some(first);
+        let mut drained = false;
+        let mut stuck = false;
+        let mut seq = 0u64;
+        loop {
+            if let Some(job) = next.take() {
+                let deadline = Instant::now() + config.wall_time_limit;
+                latest_deadline = latest_deadline.max(deadline);
+                accessor.with(|mut access| access.get().cpu.add_budget(config.cpu_time_limit));
+                seq += 1;
+                if seq > 1 {
+                    shared.observer.report(Event::InstanceReused);
+                }
+                replies.insert(seq, job.reply);
+                tasks.push(serve(
+                    accessor,
+                    entry,
+                    seq,
+                    job.request,
+                    job.request_id,
+                    job.span,
+                    job.scope,
+                    deadline,
+                    &replies,
+                    &shared,
+                ));
+            }
+            if drained && tasks.is_empty() {
+                break;
+            }
+            let idle = tokio::time::sleep(config.reuse_idle_timeout);
+            tokio::select! {
+                job = jobs.recv(), if !drained => match job {
+                    Some(job) => next = Some(job),
+                    None => drained = true,
+                },
+                Some(served) = tasks.next(), if !tasks.is_empty() => {
+                    handle.finished_one();
+                    if served.retire {
+                        stuck = true;
+                        retire(&handle, &mut jobs);
                     }
-                    replies.insert(seq, job.reply);
-                    tasks.push(serve(
-                        accessor,
-                        entry,
-                        seq,
-                        job.request,
-                        job.request_id,
-                        job.span,
-                        job.scope,
-                        deadline,
-                        &replies,
-                        &shared,
-                    ));
-                }
-                if drained && tasks.is_empty() {
-                    break;
-                }
-                let idle = tokio::time::sleep(config.reuse_idle_timeout);
-                tokio::select! {
-                    job = jobs.recv(), if !drained => match job {
-                        Some(job) => next = Some(job),
-                        None => drained = true,
-                    },
-                    Some(served) = tasks.next(), if !tasks.is_empty() => {
-                        handle.finished_one();
-                        if served.retire {
-                            stuck = true;
-                            retire(&handle, &mut jobs);
-                        }
-                    },
-                    () = idle, if tasks.is_empty() && !drained => retire(&handle, &mut jobs),
-                }
-                if handle.admitted.load(Ordering::Acquire) >= config.instance_requests.max(1) {
-                    retire(&handle, &mut jobs);
-                }
+                },
+                () = idle, if tasks.is_empty() && !drained => retire(&handle, &mut jobs),
             }
-            if !stuck {
-                // Post-return work (a guest task still running after its
-                // response was sent) may finish, within the deadlines.
-                let wait = std::future::poll_fn(|cx| accessor.poll_no_interesting_tasks(cx));
-                let _ = tokio::time::timeout_at(latest_deadline, wait).await;
+            if handle.admitted.load(Ordering::Acquire) >= config.instance_requests.max(1) {
+                retire(&handle, &mut jobs);
             }
-        })
-        .await;
+        }
+        if !stuck {
+            // Post-return work (a guest task still running after its
+            // response was sent) may finish, within the deadlines.
+            let wait = std::future::poll_fn(|cx| accessor.poll_no_interesting_tasks(cx));
+            let _ = tokio::time::timeout_at(latest_deadline, wait).await;
+        }
+    });
+    let outcome = metered(cpu, event_loop).await;
     handle.open.store(false, Ordering::Release);
     if store.data_mut().limiter.take_denials() > 0 {
         shared.observer.report(Event::MemoryLimit);

@@ -22,6 +22,7 @@ use wasmtime::{CallHook, Store, UpdateDeadline};
 use crate::Shared;
 use crate::config::RuntimeConfig;
 use crate::error::{CpuLimitExceeded, HandleError};
+use crate::limits::metered;
 use crate::observe::{Event, ObserverSlot};
 
 /// The target of trace spans (see `berth::trace`): debug level, so they
@@ -128,10 +129,12 @@ pub(crate) async fn handle(
     let (sender, mut response) = oneshot::channel();
     let observer = shared.observer.clone();
     let shared = shared.clone();
+    let cpu = store.data().cpu.poll_clock();
 
     let guest = async move {
         let cfg = &shared.config;
-        let run = async {
+        // The CPU meter charges each poll of `run` (see CpuMeter).
+        let run = metered(cpu, async {
             let (proxy, uses) = match reused {
                 Some(reused) => reused,
                 None => {
@@ -178,7 +181,7 @@ pub(crate) async fn handle(
                     classify_failure(e, cfg)
                 })?;
             Ok((proxy, uses + 1))
-        };
+        });
         let outcome = tokio::time::timeout_at(deadline, run).await;
         if store.data_mut().limiter.take_denials() > 0 {
             shared.observer.report(Event::MemoryLimit);
