@@ -102,9 +102,9 @@ pub struct ServerConfig {
     /// everything a request starts stays on its connection's thread. `0`
     /// (the default here) serves connections as tasks of the caller's
     /// runtime. `berth serve` uses [`connection_threads_per_core`]:
-    /// unpinned on two cores that served 1.5-1.7x the requests of tokio's
-    /// work-stealing threads (BENCHMARKS.md). A connection does not move
-    /// to a less busy thread once placed.
+    /// unpinned on two cores that served 1.3-1.4x the requests of tokio's
+    /// work-stealing threads (BENCHMARKS.md, "Hot path, step 4"). A
+    /// connection does not move to a less busy thread once placed.
     pub connection_threads: usize,
 }
 
