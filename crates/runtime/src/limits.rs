@@ -94,10 +94,9 @@ pub struct CpuMeter {
     budget: Duration,
     used: Duration,
     entered: Option<Instant>,
-    base: Instant,
-    /// When the guest resumed after a yield, as nanoseconds since `base` + 1
-    /// (0: not resumed). Written by the yield future, which has no access
-    /// to the store.
+    /// When the guest resumed after a yield, as nanoseconds since the poll
+    /// clock's base + 1 (0: not resumed). Written by the yield future,
+    /// which has no access to the store.
     resumed: Arc<AtomicU64>,
     polls: Arc<PollClock>,
 }
@@ -114,9 +113,9 @@ pub struct PollClock {
 }
 
 impl PollClock {
-    fn new(base: Instant) -> Self {
+    fn new() -> Self {
         Self {
-            base,
+            base: Instant::now(),
             used_nanos: AtomicU64::new(0),
             started: AtomicU64::new(0),
         }
@@ -183,14 +182,12 @@ pub async fn metered<F: Future>(clock: Arc<PollClock>, future: F) -> F::Output {
 impl CpuMeter {
     /// A meter with `budget` of guest execution time.
     pub fn new(budget: Duration) -> Self {
-        let base = Instant::now();
         Self {
             budget,
             used: Duration::ZERO,
             entered: None,
-            base,
             resumed: Arc::new(AtomicU64::new(0)),
-            polls: Arc::new(PollClock::new(base)),
+            polls: Arc::new(PollClock::new()),
         }
     }
 
@@ -205,7 +202,7 @@ impl CpuMeter {
         }
         let resumed = self.resumed.swap(0, Ordering::Relaxed);
         if resumed != 0 && self.entered.is_none() {
-            self.entered = Some(self.base + Duration::from_nanos(resumed - 1));
+            self.entered = Some(self.polls.base + Duration::from_nanos(resumed - 1));
         }
     }
 
@@ -237,12 +234,10 @@ impl CpuMeter {
         self.exit();
         let resumed = self.resumed.clone();
         let polls = self.polls.clone();
-        let base = self.base;
         async move {
             tokio::task::yield_now().await;
             if !polls.polling() {
-                let nanos = u64::try_from(base.elapsed().as_nanos()).unwrap_or(u64::MAX - 1);
-                resumed.store(nanos + 1, Ordering::Relaxed);
+                resumed.store(polls.nanos_since_base() + 1, Ordering::Relaxed);
             }
         }
     }
