@@ -125,12 +125,11 @@ impl ConcurrentPool {
             .as_ref()
             .filter(|runtime| runtime.runtime_flavor() == RuntimeFlavor::CurrentThread)
             .map(|_| std::thread::current().id());
-        let threads = runtime.map_or(1, |runtime| runtime.metrics().num_workers());
         let mut workers = self.lock();
         workers.retain(|w| w.open.load(Ordering::Acquire));
         let spread = match home {
             Some(here) => !workers.iter().any(|w| w.home == Some(here)),
-            None => workers.len() < threads,
+            None => workers.len() < runtime.map_or(1, |runtime| runtime.metrics().num_workers()),
         };
         loop {
             let least_busy = workers

@@ -607,21 +607,7 @@ async fn trickling_answers_arrive_whole_from_0_2_and_0_3_guests() {
 /// instance up to the cap, as before.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_requests_spread_over_one_instance_per_worker_thread() {
-    let config = berth::RuntimeConfig {
-        wall_time_limit: Duration::from_secs(60),
-        ..test_config()
-    };
-    let server_config = berth::ServerConfig {
-        connection_threads: 0,
-        ..test_server_config()
-    };
-    let server = TestServer::start_configured("p3-suite", config, server_config).await;
-    let held = HeldEchoes::start(&server, 6).await;
-    // Give a wrong policy the time to start more.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(server.runtime.live_instances(), 2);
-    held.finish().await;
-    server.assert_idle().await;
+    six_held_echoes_use_instances(0, 2).await;
 }
 
 /// On connection threads, a request stays on its connection's thread: six
@@ -630,25 +616,32 @@ async fn concurrent_requests_spread_over_one_instance_per_worker_thread() {
 /// runtime they would share one.
 #[tokio::test]
 async fn each_connection_thread_gets_an_instance_of_its_own() {
+    for (threads, instances) in [(2, 2), (0, 1)] {
+        six_held_echoes_use_instances(threads, instances).await;
+    }
+}
+
+/// Holds six echo requests open on a p3-suite server with
+/// `connection_threads` and checks they are served by `instances`
+/// instances, then that each echo comes back whole.
+async fn six_held_echoes_use_instances(connection_threads: usize, instances: usize) {
     let config = berth::RuntimeConfig {
         wall_time_limit: Duration::from_secs(60),
         ..test_config()
     };
-    for (threads, instances) in [(2, 2), (0, 1)] {
-        let server_config = berth::ServerConfig {
-            connection_threads: threads,
-            ..test_server_config()
-        };
-        let server = TestServer::start_configured("p3-suite", config.clone(), server_config).await;
-        let held = HeldEchoes::start(&server, 6).await;
-        // Give a wrong policy the time to start more.
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        assert_eq!(
-            server.runtime.live_instances(),
-            instances,
-            "{threads} connection threads"
-        );
-        held.finish().await;
-        server.assert_idle().await;
-    }
+    let server_config = berth::ServerConfig {
+        connection_threads,
+        ..test_server_config()
+    };
+    let server = TestServer::start_configured("p3-suite", config, server_config).await;
+    let held = HeldEchoes::start(&server, 6).await;
+    // Give a wrong policy the time to start more.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        server.runtime.live_instances(),
+        instances,
+        "{connection_threads} connection threads"
+    );
+    held.finish().await;
+    server.assert_idle().await;
 }
